@@ -1,0 +1,80 @@
+#include "textflag.h"
+
+// Cephes expf polynomial coefficients p0..p5.
+DATA geluPoly<>+0(SB)/4, $0x39506967
+DATA geluPoly<>+4(SB)/4, $0x3ab743ce
+DATA geluPoly<>+8(SB)/4, $0x3c088908
+DATA geluPoly<>+12(SB)/4, $0x3d2aa9c1
+DATA geluPoly<>+16(SB)/4, $0x3e2aaaaa
+DATA geluPoly<>+20(SB)/4, $0x3f000000
+GLOBL geluPoly<>(SB), RODATA|NOPTR, $24
+
+// func quickGELUAVX2(x *float32, n int)
+// x[i] = x[i] / (1 + exp(-1.702 x[i])) for i < n; n is a multiple of 8.
+TEXT ·quickGELUAVX2(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	SHRQ $3, CX
+	JZ   done
+	MOVL $0xbfd9db23, AX // -1.702
+	VMOVD AX, X6
+	VBROADCASTSS X6, Y6
+	MOVL $0x3fb8aa3b, AX // log2(e)
+	VMOVD AX, X7
+	VBROADCASTSS X7, Y7
+	MOVL $0x3f318000, AX // ln2 high part
+	VMOVD AX, X8
+	VBROADCASTSS X8, Y8
+	MOVL $0xb95e8083, AX // ln2 low part
+	VMOVD AX, X9
+	VBROADCASTSS X9, Y9
+	MOVL $0x3f800000, AX // 1.0
+	VMOVD AX, X10
+	VBROADCASTSS X10, Y10
+	MOVL $127, AX
+	VMOVD AX, X11
+	VPBROADCASTD X11, Y11
+	MOVL $0x42b00000, AX // 88
+	VMOVD AX, X12
+	VBROADCASTSS X12, Y12
+	MOVL $0xc2ae0000, AX // -87
+	VMOVD AX, X13
+	VBROADCASTSS X13, Y13
+
+loop:
+	VMOVUPS (SI), Y0
+	VMULPS  Y6, Y0, Y1
+	VMINPS  Y12, Y1, Y1
+	VMAXPS  Y13, Y1, Y1
+	VMULPS  Y7, Y1, Y2
+	VROUNDPS $0, Y2, Y2
+	VFNMADD231PS Y8, Y2, Y1
+	VFNMADD231PS Y9, Y2, Y1
+	VMULPS  Y1, Y1, Y3
+	VBROADCASTSS geluPoly<>+0(SB), Y4
+	VBROADCASTSS geluPoly<>+4(SB), Y5
+	VFMADD213PS Y5, Y1, Y4
+	VBROADCASTSS geluPoly<>+8(SB), Y5
+	VFMADD213PS Y5, Y1, Y4
+	VBROADCASTSS geluPoly<>+12(SB), Y5
+	VFMADD213PS Y5, Y1, Y4
+	VBROADCASTSS geluPoly<>+16(SB), Y5
+	VFMADD213PS Y5, Y1, Y4
+	VBROADCASTSS geluPoly<>+20(SB), Y5
+	VFMADD213PS Y5, Y1, Y4
+	VFMADD213PS Y1, Y3, Y4
+	VADDPS  Y10, Y4, Y4
+	VCVTPS2DQ Y2, Y2
+	VPADDD  Y11, Y2, Y2
+	VPSLLD  $23, Y2, Y2
+	VMULPS  Y2, Y4, Y4
+	VADDPS  Y10, Y4, Y4
+	VDIVPS  Y4, Y0, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ $32, SI
+	DECQ CX
+	JNZ  loop
+	VZEROUPPER
+
+done:
+	RET
