@@ -33,8 +33,8 @@ sweep: build ## the main job: every fusion × learning rate on the embedded data
 serve: build ## the tracking server and dashboard on the work directory's database
 	$(BIN) serve --data $(WORKDIR)/server
 
-report: build ## paper figures, report.md/html and results.tex for the latest sweep
-	$(BIN) report
+report: build ## paper figures, report.md/html and results.tex of the latest sweep (trains the repro pair if missing)
+	$(BIN) report --workdir $(WORKDIR) --repro
 
 repro: build ## train the original study (seed preset) and print where its figure is
 	$(BIN) train -c configs/seed.yaml --set workdir=$(WORKDIR)

@@ -135,7 +135,7 @@ func trainRun(ctx context.Context, cfg *configs.Config, opts trainOptions) (*tra
 	if res != nil {
 		out.Summary = res.Summary
 	}
-	if figs, err := renderRunPlots(rec, cfg); err != nil {
+	if figs, err := renderRunPlots(ctx, rec, cfg); err != nil {
 		log.Warn("run plots not written", "err", err)
 	} else {
 		log.Info("run plots written", "files", figs)
@@ -157,8 +157,9 @@ func trainRun(ctx context.Context, cfg *configs.Config, opts trainOptions) (*tra
 	return out, errors.Join(append([]error{trainErr}, errs...)...)
 }
 
-// renderRunPlots draws the run's loss figure into its plots directory.
-func renderRunPlots(rec *runs.Recorder, cfg *configs.Config) ([]string, error) {
+// renderRunPlots draws the run's figures into its plots directory: the loss curves, and ROC/PR curves and
+// the confusion matrix of its best checkpoint on the test split when it has one.
+func renderRunPlots(ctx context.Context, rec *runs.Recorder, cfg *configs.Config) ([]string, error) {
 	run, err := runs.Open(rec.Dir())
 	if err != nil {
 		return nil, err
@@ -173,7 +174,12 @@ func renderRunPlots(rec *runs.Recorder, cfg *configs.Config) ([]string, error) {
 		ref := plots.SeedStudy
 		opts.Reference = &ref
 	}
-	return plots.Loss(rec.PlotDir(), hist, opts)
+	figs, err := plots.Loss(rec.PlotDir(), hist, opts)
+	if err != nil {
+		return nil, err
+	}
+	more, err := plots.RunFigures(context.WithoutCancel(ctx), rec.Dir())
+	return append(figs, more...), err
 }
 
 // resolveDevice checks cfg.Device against what this binary can do and settles "auto".
