@@ -11,7 +11,7 @@ TAGS := openblas
 endif
 GOFLAGS_TAGS := $(if $(TAGS),-tags $(TAGS))
 
-.PHONY: help build test test-short sweep serve report repro bench clean
+.PHONY: help build build-cuda test test-short test-cuda sweep serve report repro bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -19,6 +19,9 @@ help: ## list the targets
 build: ## build bin/mami (with OpenBLAS when installed)
 	@[ -n "$(TAGS)" ] || echo "note: libopenblas-dev not found; building with the pure-Go BLAS (slower training)"
 	$(GO) build $(GOFLAGS_TAGS) -o $(BIN) ./cmd/mami
+
+build-cuda: ## build bin/mami-cuda with the CUDA backend (needs cuda.h and libcuda: docs/gpu.md)
+	$(GO) build -tags mamicuda -o bin/mami-cuda ./cmd/mami
 
 test: ## go vet and the whole test suite with the race detector
 	$(GO) vet $(GOFLAGS_TAGS) ./...
@@ -35,6 +38,10 @@ serve: build ## the tracking server and dashboard on the work directory's databa
 
 report: build ## paper figures, report.md/html and results.tex of the latest sweep (trains the repro pair if missing)
 	$(BIN) report --workdir $(WORKDIR) --repro
+
+test-cuda: ## vet the CUDA build and run the backend's CPU-side tests (no GPU needed)
+	$(GO) vet -tags mamicuda ./...
+	$(GO) test -tags mamicuda -count=1 ./models/cuda/...
 
 repro: build ## train the original study (seed preset) and print where its figure is
 	$(BIN) train -c configs/seed.yaml --set workdir=$(WORKDIR)

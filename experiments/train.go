@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"time"
@@ -49,6 +50,10 @@ type Options struct {
 	// Clock gives _runtime and _timestamp; nil means time.Now. The perf/*
 	// timings always use the real clock.
 	Clock func() time.Time
+	// NewBackend, when set, builds the compute backend the model trains on
+	// (e.g. models/cuda's GPU Net); nil trains on the CPU backend
+	// (models.Net). The summary's "device" is cfg.Device either way.
+	NewBackend NewBackendFunc
 }
 
 // Result is what Train returns.
@@ -61,7 +66,8 @@ type Result struct {
 	// Stopped is true when ctx was cancelled and training stopped early.
 	Stopped bool
 	// Net is the trained model with the best epoch's weights loaded (the
-	// last weights when there was no best epoch).
+	// last weights when there was no best epoch), on the CPU whatever the
+	// backend trained it.
 	Net *models.Net
 }
 
@@ -97,7 +103,11 @@ func Train(ctx context.Context, cfg *configs.Config, ds *data.Splits, sink Sink,
 	if err != nil {
 		return nil, err
 	}
-	return t.run(ctx)
+	res, err := t.run(ctx)
+	if cerr := t.closeBackend(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	return res, err
 }
 
 type trainer struct {
@@ -108,8 +118,11 @@ type trainer struct {
 	log   *slog.Logger
 	clock func() time.Time
 
-	net    *models.Net
-	opt    models.Optimizer
+	be     Backend     // what trains: the CPU backend or Options.NewBackend's
+	rows   RowBackend  // be when it holds the training split, else nil
+	cpu    bool        // be is the CPU backend, whose params are net's
+	net    *models.Net // the CPU backend's net, or a host copy of be's params
+	device string
 	labels []float32 // ds.Train labels as 0/1 floats
 	batch  models.Batch
 	buf    batchBuf
@@ -157,20 +170,19 @@ func newTrainer(cfg *configs.Config, ds *data.Splits, sink Sink, opts Options) (
 			}
 		}
 	}
-	net, err := models.New(models.SpecFrom(cfg.Model, dim), cfg.Run.Seed)
-	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
-	}
-	opt, err := models.NewOptimizer(tc.Optimizer, net.Params(), tc.Beta1, tc.Beta2, tc.Eps, tc.WeightDecay)
-	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
-	}
 	if sink == nil {
 		sink = discard{}
 	}
 	t := &trainer{
 		cfg: cfg, ds: ds, sink: sink, opts: opts, log: opts.Logger, clock: opts.Clock,
-		net: net, opt: opt, summary: map[string]any{}, bestValue: math.NaN(),
+		summary: map[string]any{}, bestValue: math.NaN(), device: cfg.Device,
+	}
+	if t.device == "" {
+		t.device = "cpu"
+	}
+	t.labels = floatLabels(ds.Train.Labels())
+	if err := t.newBackend(models.SpecFrom(cfg.Model, dim)); err != nil {
+		return nil, err
 	}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
@@ -183,8 +195,75 @@ func newTrainer(cfg *configs.Config, ds *data.Splits, sink Sink, opts Options) (
 		t.selectKey = DefaultSelectMetric
 	}
 	t.lowerBest = t.selectKey == "val/loss"
-	t.labels = floatLabels(ds.Train.Labels())
 	return t, nil
+}
+
+// newBackend builds the CPU backend, or Options.NewBackend's with a host
+// copy of the model for checkpoints and Result.Net; a RowBackend gets the
+// training split.
+func (t *trainer) newBackend(spec models.Spec) error {
+	tc, seed := t.cfg.Train, t.cfg.Run.Seed
+	if t.opts.NewBackend == nil {
+		cb, err := newCPUBackend(spec, seed, tc)
+		if err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+		t.be, t.net, t.cpu = cb, cb.net, true
+		return nil
+	}
+	net, err := models.New(spec, seed)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if _, err := models.NewOptimizer(tc.Optimizer, nil, tc.Beta1, tc.Beta2, tc.Eps, tc.WeightDecay); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	be, err := t.opts.NewBackend(spec, seed, tc)
+	if err != nil {
+		return fmt.Errorf("train: %s backend: %w", t.device, err)
+	}
+	if be == nil {
+		return fmt.Errorf("train: %s backend: NewBackend returned nil", t.device)
+	}
+	t.be, t.net = be, net
+	if got, want := be.NumParams(), net.NumParams(); got != want {
+		return errors.Join(fmt.Errorf("train: %s backend has %d params, the model %d", t.device, got, want), t.closeBackend())
+	}
+	if rb, ok := be.(RowBackend); ok {
+		n, d := t.ds.Train.Len(), t.ds.Train.Dim
+		if err := rb.UploadSet(t.ds.Train.Image[:n*d], t.ds.Train.Text[:n*d], t.labels); err != nil {
+			return errors.Join(fmt.Errorf("train: upload the training split: %w", err), t.closeBackend())
+		}
+		t.rows = rb
+	}
+	return nil
+}
+
+// closeBackend closes a backend that Options.NewBackend built, when it is
+// an io.Closer.
+func (t *trainer) closeBackend() error {
+	if c, ok := t.be.(io.Closer); ok && !t.cpu {
+		if err := c.Close(); err != nil {
+			return fmt.Errorf("train: close the %s backend: %w", t.device, err)
+		}
+	}
+	return nil
+}
+
+// syncHost copies the backend's params into t.net (nothing to do for the
+// CPU backend, whose params are t.net's).
+func (t *trainer) syncHost() error {
+	if t.cpu {
+		return nil
+	}
+	ps, err := t.be.Params()
+	if err != nil {
+		return fmt.Errorf("copy params from the %s backend: %w", t.device, err)
+	}
+	if err := copyParams(t.net.Params(), ps); err != nil {
+		return fmt.Errorf("copy params from the %s backend: %w", t.device, err)
+	}
+	return nil
 }
 
 func (t *trainer) run(ctx context.Context) (*Result, error) {
@@ -196,7 +275,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	rng := data.NewRand(t.cfg.Run.Seed)
 	t.start = t.clock()
 	res := &Result{Net: t.net}
-	t.log.Info("training", "run", t.cfg.Run.ID, "params", t.net.NumParams(), "train", n,
+	t.log.Info("training", "run", t.cfg.Run.ID, "device", t.device, "params", t.be.NumParams(), "train", n,
 		"val", t.ds.Val.Len(), "test", t.ds.Test.Len(), "epochs", tc.Epochs, "steps_per_epoch", stepsPerEpoch,
 		"effective_batch", eff)
 
@@ -279,8 +358,7 @@ func (t *trainer) optimizerStep(idx []int) (float64, error) {
 	tc := t.cfg.Train
 	var loss float64
 	if len(idx) <= maxFusedBatch {
-		b := t.buf.gather(t.ds.Train, t.labels, idx)
-		l, err := t.net.Grad(b, 1, false)
+		l, err := t.grad(idx, 1, false)
 		if err != nil {
 			return 0, err
 		}
@@ -289,9 +367,8 @@ func (t *trainer) optimizerStep(idx []int) (float64, error) {
 		total := float64(len(idx))
 		for lo := 0; lo < len(idx); lo += tc.BatchSize {
 			micro := idx[lo:min(lo+tc.BatchSize, len(idx))]
-			b := t.buf.gather(t.ds.Train, t.labels, micro)
 			w := float64(len(micro)) / total
-			l, err := t.net.Grad(b, float32(w), lo > 0)
+			l, err := t.grad(micro, float32(w), lo > 0)
 			if err != nil {
 				return 0, err
 			}
@@ -299,10 +376,23 @@ func (t *trainer) optimizerStep(idx []int) (float64, error) {
 		}
 	}
 	if tc.ClipNorm > 0 {
-		models.ClipGradNorm(t.net.Params(), tc.ClipNorm)
+		if _, err := t.be.ClipGradNorm(tc.ClipNorm); err != nil {
+			return 0, err
+		}
 	}
-	t.opt.Step(LearningRate(tc.Schedule, tc.LR, t.step+1, tc.WarmupSteps, t.totalSteps))
+	if err := t.be.Step(LearningRate(tc.Schedule, tc.LR, t.step+1, tc.WarmupSteps, t.totalSteps)); err != nil {
+		return 0, err
+	}
 	return loss, nil
+}
+
+// grad is the backend's Grad on training rows idx: their indices for a
+// RowBackend, a gathered batch otherwise.
+func (t *trainer) grad(idx []int, scale float32, accumulate bool) (float64, error) {
+	if t.rows != nil {
+		return t.rows.GradRows(idx, scale, accumulate)
+	}
+	return t.be.Grad(t.buf.gather(t.ds.Train, t.labels, idx), scale, accumulate)
 }
 
 func (t *trainer) stepRow(epoch int, loss float64) map[string]any {
@@ -326,7 +416,7 @@ func (t *trainer) epochEnd(row map[string]any, epoch int, epochLoss float64) err
 		t.log.Info("epoch", "epoch", epoch, "train_loss", epochLoss)
 		return nil
 	}
-	m, err := Evaluate(t.net, t.ds.Val)
+	m, err := evaluateOn(t.be, t.ds.Val)
 	if err != nil {
 		return fmt.Errorf("train: validate epoch %d: %w", epoch, err)
 	}
@@ -341,7 +431,9 @@ func (t *trainer) epochEnd(row map[string]any, epoch int, epochLoss float64) err
 		return nil
 	}
 	t.bestEpoch, t.bestValue, t.bestVals = epoch, v, vals
-	t.keepBest()
+	if err := t.keepBest(); err != nil {
+		return fmt.Errorf("train: epoch %d: %w", epoch, err)
+	}
 	if t.opts.CheckpointDir != "" {
 		meta := CheckpointMeta{Epoch: epoch, Step: t.step, Metric: t.selectKey, Value: v}
 		if err := SaveCheckpoint(t.opts.CheckpointDir, t.net, t.cfg, meta); err != nil {
@@ -365,8 +457,11 @@ func (t *trainer) improves(v float64) bool {
 }
 
 // keepBest copies the weights of the best epoch so the test split is
-// scored with them.
-func (t *trainer) keepBest() {
+// scored with them; t.net has them too afterwards, for the checkpoint.
+func (t *trainer) keepBest() error {
+	if err := t.syncHost(); err != nil {
+		return err
+	}
 	ps := t.net.Params()
 	if t.bestParams == nil {
 		t.bestParams = make([][]float32, len(ps))
@@ -377,6 +472,7 @@ func (t *trainer) keepBest() {
 	for i, p := range ps {
 		copy(t.bestParams[i], p.Value)
 	}
+	return nil
 }
 
 func (t *trainer) logRow(ctx context.Context, row map[string]any) error {
@@ -401,6 +497,7 @@ func (t *trainer) summarySnapshot() map[string]any {
 			s["best/"+k] = v
 		}
 	}
+	s["device"] = t.device
 	secs := t.trainTime.Seconds()
 	s["perf/train_seconds"] = secs
 	if secs > 0 {
@@ -416,10 +513,17 @@ func (t *trainer) finish(ctx context.Context, res *Result, evalTest bool) (*Resu
 		for i, p := range t.net.Params() {
 			copy(p.Value, t.bestParams[i])
 		}
+		if !t.cpu {
+			if err := t.be.LoadParams(t.net.Params()); err != nil {
+				return t.fail(ctx, res, fmt.Errorf("train: restore the best weights on the %s backend: %w", t.device, err))
+			}
+		}
+	} else if err := t.syncHost(); err != nil {
+		return t.fail(ctx, res, fmt.Errorf("train: %w", err))
 	}
 	res.BestEpoch = t.bestEpoch
 	if evalTest && t.ds.Test.Len() > 0 {
-		m, err := Evaluate(t.net, t.ds.Test)
+		m, err := evaluateOn(t.be, t.ds.Test)
 		if err != nil {
 			return t.fail(ctx, res, fmt.Errorf("train: test: %w", err))
 		}

@@ -22,37 +22,53 @@ import (
 
 	"github.com/mami-lab/mami/configs"
 	"github.com/mami-lab/mami/data"
+	"github.com/mami-lab/mami/experiments"
 	"github.com/mami-lab/mami/models"
 	"github.com/mami-lab/mami/models/cuda"
 )
 
-// errGPUTrainingNotWired is returned for device cuda on a machine with a GPU until the trainer
-// (package experiments) can take the GPU backend; `mami gpu` trains on it already.
-var errGPUTrainingNotWired = errors.New("`mami train` cannot hand training to the GPU backend yet (experiments has no backend hook); use `mami gpu bench`, or device: cpu")
+// The GPU's Net is what the trainer drives on device cuda, with the training split resident on the GPU.
+var _ experiments.RowBackend = (*cuda.Net)(nil)
 
-// selectDevice checks cfg.Device against this binary and the machine, and settles "auto": cuda without a
-// usable GPU is an error naming the reason; auto falls back to the CPU and says why.
-func selectDevice(cfg *configs.Config, log *slog.Logger) error {
+// selectDevice checks cfg.Device against this binary and the machine, settles "auto" and returns the
+// trainer's backend constructor (nil: the CPU backend). cuda without a usable GPU is an error naming the
+// reason; auto trains on the GPU when there is one, else falls back to the CPU and says why.
+func selectDevice(cfg *configs.Config, log *slog.Logger) (experiments.NewBackendFunc, error) {
 	switch cfg.Device {
 	case "", "cpu":
 		cfg.Device = "cpu"
 	case "auto":
 		dev, err := cuda.Probe()
-		switch {
-		case err != nil:
+		if err != nil {
 			log.Info("device auto: no usable GPU, training on the CPU", "reason", err.Error())
-		default:
-			log.Info("device auto: GPU found but not used, training on the CPU", "gpu", dev.Name, "reason", errGPUTrainingNotWired.Error())
+			cfg.Device = "cpu"
+			return nil, nil
 		}
-		cfg.Device = "cpu"
+		log.Info("device auto: training on the GPU", "gpu", dev.Name, "driver", dev.Driver, "target", dev.Target)
+		cfg.Device = "cuda"
+		return newCUDABackend, nil
 	case "cuda":
 		dev, err := cuda.Probe()
 		if err != nil {
-			return fmt.Errorf("device cuda: %w; set device: cpu or auto", err)
+			return nil, fmt.Errorf("device cuda: %w; set device: cpu or auto", err)
 		}
-		return fmt.Errorf("device cuda on %s: %w", dev.Name, errGPUTrainingNotWired)
+		log.Info("device cuda: training on the GPU", "gpu", dev.Name, "driver", dev.Driver, "target", dev.Target)
+		return newCUDABackend, nil
 	}
-	return nil
+	return nil, nil
+}
+
+// newCUDABackend builds spec on the GPU with models.New(spec, seed)'s weights and tc's optimizer; dropout
+// masks are drawn on the device (same distribution as the CPU backend's, other masks).
+func newCUDABackend(spec models.Spec, seed int64, tc configs.TrainConfig) (experiments.Backend, error) {
+	n, err := cuda.New(spec, seed)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.SetOptimizer(tc.Optimizer, tc.Beta1, tc.Beta2, tc.Eps, tc.WeightDecay); err != nil {
+		return nil, errors.Join(err, n.Close())
+	}
+	return n, nil
 }
 
 func init() { register(newGPUCmd) }

@@ -66,7 +66,8 @@ func trainRun(ctx context.Context, cfg *configs.Config, opts trainOptions) (*tra
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := resolveDevice(cfg, log); err != nil {
+	newBackend, err := resolveDevice(cfg, log)
+	if err != nil {
 		return nil, err
 	}
 	track, upload, err := trackingSettings(ctx, cfg, log)
@@ -122,6 +123,7 @@ func trainRun(ctx context.Context, cfg *configs.Config, opts trainOptions) (*tra
 		Logger:        log,
 		Progress:      prog,
 		CheckpointDir: rec.CheckpointDir(),
+		NewBackend:    newBackend,
 	})
 	state, code := runs.StateFinished, 0
 	switch {
@@ -182,8 +184,9 @@ func renderRunPlots(ctx context.Context, rec *runs.Recorder, cfg *configs.Config
 	return append(figs, more...), err
 }
 
-// resolveDevice checks cfg.Device against what this binary can do and settles "auto".
-func resolveDevice(cfg *configs.Config, log *slog.Logger) error {
+// resolveDevice checks cfg.Device against what this binary can do, settles "auto" and returns the
+// trainer's backend constructor (nil: the CPU backend).
+func resolveDevice(cfg *configs.Config, log *slog.Logger) (experiments.NewBackendFunc, error) {
 	return selectDevice(cfg, log) // device_cuda.go or device_nocuda.go, by build tag
 }
 
