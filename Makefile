@@ -39,8 +39,9 @@ serve: build ## the tracking server and dashboard on the work directory's databa
 report: build ## paper figures, report.md/html and results.tex of the latest sweep (trains the repro pair if missing)
 	$(BIN) report --workdir $(WORKDIR) --repro
 
-test-cuda: ## vet the CUDA build and run the backend's CPU-side tests (no GPU needed)
-	$(GO) vet -tags mamicuda ./...
+test-cuda: ## vet and build the CUDA variant and run the backend's CPU-side tests (no GPU needed)
+	$(GO) vet -tags mamicuda ./models/cuda/... ./cmd/mami
+	$(GO) build -tags mamicuda -o /dev/null ./cmd/mami
 	$(GO) test -tags mamicuda -count=1 ./models/cuda/...
 
 repro: build ## train the original study (seed preset) and print where its figure is
