@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mami-lab/mami/configs"
+	"github.com/mami-lab/mami/data"
+	"github.com/mami-lab/mami/experiments"
+	"github.com/mami-lab/mami/experiments/sweep"
+)
+
+// realTrainer returns a TrialFunc that trains with experiments.Train on the synthetic dataset, loaded once.
+// Runs are not recorded: the experiment measures the search, not the run record.
+func realTrainer(ctx context.Context) (sweep.TrialFunc, error) {
+	base := configs.Default()
+	ds, err := data.Load(ctx, base.Data, base.Run.Seed)
+	if err != nil {
+		return nil, fmt.Errorf("load data: %w", err)
+	}
+	return func(ctx context.Context, cfg *configs.Config, report func(int, map[string]float64)) (sweep.Result, error) {
+		if cfg.Data != base.Data || cfg.Run.Seed != base.Run.Seed {
+			return sweep.Result{State: sweep.OutcomeFailed}, fmt.Errorf("the experiment sweeps no data or seed keys")
+		}
+		res, err := experiments.Train(ctx, cfg, ds, epochSink(report), experiments.Options{})
+		if err != nil {
+			return sweep.Result{State: sweep.OutcomeFailed}, err
+		}
+		state := sweep.OutcomeFinished
+		if res.Stopped {
+			state = sweep.OutcomeStopped
+		}
+		return sweep.Result{State: state, Summary: res.Summary}, nil
+	}, nil
+}
+
+// epochSink hands the metrics of each epoch-end history row (the row carrying val/f1_macro) to report.
+type epochSink func(epoch int, metrics map[string]float64)
+
+func (s epochSink) Log(_ context.Context, row map[string]any) error {
+	if _, ok := row["val/f1_macro"]; !ok {
+		return nil
+	}
+	epoch, ok := num(row["epoch"])
+	if !ok {
+		return nil
+	}
+	metrics := map[string]float64{}
+	for k, v := range row {
+		if f, ok := num(v); ok {
+			metrics[k] = f
+		}
+	}
+	s(int(epoch), metrics)
+	return nil
+}
+
+func (s epochSink) Summary(context.Context, map[string]any) error { return nil }
+
+func num(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	}
+	return 0, false
+}
