@@ -87,6 +87,10 @@ func runServe(cmd *cobra.Command, _ []string) error {
 			log.Error("close server", "err", cerr)
 		}
 	}()
+	// The server is also the sweep controller for `mami agent` (W&B's UpsertSweep, CreateAgent, Heartbeat).
+	if _, err := srv.EnableSweeps(ctx, server.SweepOptions{}); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)

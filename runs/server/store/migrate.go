@@ -103,6 +103,8 @@ CREATE TABLE settings (
 	value TEXT NOT NULL
 );
 `,
+	// 2: sweeps hosted for W&B agents (sweeps.go); runs looked up by sweep.
+	sweepsMigration,
 }
 
 // SchemaVersion is the version the migrations bring a database to.
