@@ -17,6 +17,7 @@ import (
 	"github.com/mami-lab/mami/configs"
 	"github.com/mami-lab/mami/experiments"
 	"github.com/mami-lab/mami/experiments/sweep"
+	"github.com/mami-lab/mami/plots"
 	"github.com/mami-lab/mami/runs"
 )
 
@@ -247,13 +248,13 @@ func (w epochWatcher) Log(_ context.Context, row map[string]any) error {
 	if _, ok := row[runs.EpochEndKey]; !ok {
 		return nil
 	}
-	epoch, ok := numeric(row["epoch"])
+	epoch, ok := plots.Number(row["epoch"])
 	if !ok || epoch < 1 {
 		return nil
 	}
 	metrics := make(map[string]float64, len(row))
 	for k, v := range row {
-		if f, ok := numeric(v); ok {
+		if f, ok := plots.Number(v); ok {
 			metrics[k] = f
 		}
 	}
@@ -263,17 +264,3 @@ func (w epochWatcher) Log(_ context.Context, row map[string]any) error {
 
 // Summary ignores summaries: the sweep reads the final one from the run's outcome.
 func (w epochWatcher) Summary(context.Context, map[string]any) error { return nil }
-
-func numeric(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case float32:
-		return float64(x), true
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	}
-	return 0, false
-}

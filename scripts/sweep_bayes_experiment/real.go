@@ -8,6 +8,7 @@ import (
 	"github.com/mami-lab/mami/data"
 	"github.com/mami-lab/mami/experiments"
 	"github.com/mami-lab/mami/experiments/sweep"
+	"github.com/mami-lab/mami/plots"
 )
 
 // realTrainer returns a TrialFunc that trains with experiments.Train on the synthetic dataset, loaded once.
@@ -41,13 +42,13 @@ func (s epochSink) Log(_ context.Context, row map[string]any) error {
 	if _, ok := row["val/f1_macro"]; !ok {
 		return nil
 	}
-	epoch, ok := num(row["epoch"])
+	epoch, ok := plots.Number(row["epoch"])
 	if !ok {
 		return nil
 	}
 	metrics := map[string]float64{}
 	for k, v := range row {
-		if f, ok := num(v); ok {
+		if f, ok := plots.Number(v); ok {
 			metrics[k] = f
 		}
 	}
@@ -56,17 +57,3 @@ func (s epochSink) Log(_ context.Context, row map[string]any) error {
 }
 
 func (s epochSink) Summary(context.Context, map[string]any) error { return nil }
-
-func num(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case float32:
-		return float64(x), true
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	}
-	return 0, false
-}
