@@ -1,3 +1,8 @@
+//go:build demo
+
+// This file is a manual aid, not a check: built only with -tags demo, it serves the demo study for a look at
+// the dashboard (MAMI_HOLD=600 go test -tags demo -run HoldDemo ./runs/server/e2e/).
+
 package e2e_test
 
 import (
@@ -13,10 +18,7 @@ import (
 
 // TestHoldDemo serves the demo study for MAMI_HOLD seconds (a manual aid for looking at the dashboard).
 func TestHoldDemo(t *testing.T) {
-	if os.Getenv("MAMI_HOLD") == "" {
-		t.Skip("set MAMI_HOLD=seconds to serve the demo study for a look at the dashboard")
-	}
-	var secs int
+	secs := 600
 	fmt.Sscan(os.Getenv("MAMI_HOLD"), &secs)
 	srv := servertest.Start(t, server.Config{})
 	for _, r := range servertest.DemoRuns("study", 1) {

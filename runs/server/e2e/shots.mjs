@@ -1,5 +1,5 @@
 // shots.mjs saves the dashboard screenshots used in docs/server.md from a server holding the demo study
-// (go test -run HoldDemo with MAMI_HOLD=600 serves one). Env: MAMI_URL, SHOTS (folder), CHROMIUM.
+// (MAMI_HOLD=600 go test -tags demo -run HoldDemo ./runs/server/e2e/ serves one). Env: MAMI_URL, SHOTS (folder), CHROMIUM.
 import { chromium } from 'playwright-core';
 import path from 'node:path';
 
