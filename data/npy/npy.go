@@ -49,12 +49,16 @@ type Header struct {
 	DataOffset   int // bytes before the array data
 }
 
+// maxElements caps the element count a header may declare: 2^40, or what an
+// int holds on 32-bit platforms.
+const maxElements = int(min(uint64(1)<<40, uint64(^uint(0)>>1)))
+
 // NumElements returns the product of the shape (1 for a scalar), or -1 when
-// it exceeds 2^40.
+// it exceeds maxElements.
 func (h Header) NumElements() int {
 	n := 1
 	for _, d := range h.Shape {
-		if d != 0 && n > (1<<40)/d {
+		if d != 0 && n > maxElements/d {
 			return -1
 		}
 		n *= d
