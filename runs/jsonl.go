@@ -61,11 +61,11 @@ func AppendJSON(b []byte, v any) ([]byte, error) {
 	case map[string]any:
 		return appendObject(b, x)
 	case map[string]float64:
-		return appendTypedObject(b, x)
+		return appendObject(b, x)
 	case map[string]int:
-		return appendTypedObject(b, x)
+		return appendObject(b, x)
 	case map[string]string:
-		return appendTypedObject(b, x)
+		return appendObject(b, x)
 	case []any:
 		return appendArray(b, x)
 	case []float64:
@@ -86,30 +86,10 @@ func AppendJSON(b []byte, v any) ([]byte, error) {
 	return append(b, js...), nil
 }
 
-func appendObject(b []byte, m map[string]any) ([]byte, error) {
+// appendObject writes m with its keys sorted; up to 32 keys need no allocation (a history row).
+func appendObject[V any](b []byte, m map[string]V) ([]byte, error) {
 	var stack [32]string
 	keys := stack[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, k)
-		b = append(b, ':')
-		var err error
-		if b, err = AppendJSON(b, m[k]); err != nil {
-			return b, fmt.Errorf("key %q: %w", k, err)
-		}
-	}
-	return append(b, '}'), nil
-}
-
-func appendTypedObject[V any](b []byte, m map[string]V) ([]byte, error) {
-	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
