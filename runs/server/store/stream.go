@@ -343,30 +343,7 @@ type Series struct {
 
 // Metric reads one numeric history key of a run.
 func (s *Store) Metric(ctx context.Context, runID int64, key string) (Series, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT line, step, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY line`, runID, key)
-	if err != nil {
-		return Series{}, fmt.Errorf("read metric %s: %w", key, err)
-	}
-	defer rows.Close()
-	var out Series
-	for rows.Next() {
-		var l int64
-		var st sql.NullInt64
-		var v sql.NullFloat64
-		if err := rows.Scan(&l, &st, &v); err != nil {
-			return Series{}, fmt.Errorf("read metric %s: %w", key, err)
-		}
-		if !v.Valid {
-			continue
-		}
-		if !st.Valid {
-			st.Int64 = -1
-		}
-		out.Lines = append(out.Lines, l)
-		out.Steps = append(out.Steps, st.Int64)
-		out.Values = append(out.Values, v.Float64)
-	}
-	return out, rows.Err()
+	return s.series(ctx, key, `SELECT line, step, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY line`, runID, key)
 }
 
 // LogLine is one console line.
