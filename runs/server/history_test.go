@@ -47,7 +47,7 @@ func TestHistorySamples(t *testing.T) {
 	gql(t, srv, upsert, map[string]any{"name": "long", "project": "p"})
 	stream(t, srv, "long", map[string]any{"files": map[string]any{"wandb-history.jsonl": map[string]any{"offset": 0, "content": lines}}})
 	var rows []map[string]any
-	getJSON(t, srv, "/api/v1/runs/local/p/long/history?keys=loss,_runtime&samples=100", &rows)
+	srv.GetJSON(t, "/api/v1/runs/local/p/long/history?keys=loss,_runtime&samples=100", &rows)
 	if len(rows) < 50 || len(rows) > 102 {
 		t.Fatalf("got %d rows, want 50..102", len(rows))
 	}
@@ -67,12 +67,12 @@ func TestHistorySamples(t *testing.T) {
 	if !sawMin || !sawMax {
 		t.Errorf("downsampled rows lost the extremes (min kept %v, max kept %v)", sawMin, sawMax)
 	}
-	getJSON(t, srv, "/api/v1/runs/local/p/long/history?keys=loss", &rows)
+	srv.GetJSON(t, "/api/v1/runs/local/p/long/history?keys=loss", &rows)
 	if len(rows) != n {
 		t.Errorf("without samples: got %d rows, want %d", len(rows), n)
 	}
 	var multi map[string][]map[string]any
-	getJSON(t, srv, "/api/v1/history?entity=local&project=p&runs=long,missing&keys=loss&samples=200", &multi)
+	srv.GetJSON(t, "/api/v1/history?entity=local&project=p&runs=long,missing&keys=loss&samples=200", &multi)
 	if len(multi["long"]) == 0 || len(multi["long"]) > 202 || multi["missing"] != nil {
 		t.Errorf("multi-run history: got %d rows for long, %v for missing", len(multi["long"]), multi["missing"])
 	}

@@ -187,7 +187,7 @@ func TestFileStream(t *testing.T) {
 		"wandb-summary.json": map[string]any{"offset": 0, "content": []string{`{"loss": 0.25}`}},
 	}})
 	var rows []map[string]any
-	getJSON(t, srv, "/api/v1/runs/local/p/r/history", &rows)
+	srv.GetJSON(t, "/api/v1/runs/local/p/r/history", &rows)
 	if len(rows) != 7 {
 		t.Fatalf("got %d rows, want 7", len(rows))
 	}
@@ -200,28 +200,28 @@ func TestFileStream(t *testing.T) {
 		Line int
 		Text string
 	}
-	getJSON(t, srv, "/api/v1/runs/local/p/r/logs", &logs)
+	srv.GetJSON(t, "/api/v1/runs/local/p/r/logs", &logs)
 	if len(logs) != 2 || logs[0].Text != "epoch 1 [==========] done" || logs[1].Text != "second" {
 		t.Errorf("got logs %+v, want line 0 overwritten", logs)
 	}
 	var run server.RunJSON
-	getJSON(t, srv, "/api/v1/runs/local/p/r", &run)
+	srv.GetJSON(t, "/api/v1/runs/local/p/r", &run)
 	if run.State != "running" || run.Summary["loss"] != 0.25 || len(run.Summary) != 1 {
 		t.Errorf("got state %s summary %v, want running {loss: 0.25}", run.State, run.Summary)
 	}
 	// NaN history values are kept in the raw row and left out of the metric.
 	stream(t, srv, "r", h(7, []string{`{"_step":7,"loss":NaN,"acc":Infinity}`}))
 	var sampled []map[string]any
-	getJSON(t, srv, "/api/v1/runs/local/p/r/history?keys=loss", &sampled)
+	srv.GetJSON(t, "/api/v1/runs/local/p/r/history?keys=loss", &sampled)
 	if len(sampled) != 7 {
 		t.Errorf("keys=loss: got %d rows, want 7 (the NaN left out)", len(sampled))
 	}
-	getJSON(t, srv, "/api/v1/runs/local/p/r/history", &rows)
+	srv.GetJSON(t, "/api/v1/runs/local/p/r/history", &rows)
 	if rows[7]["loss"] != "NaN" || rows[7]["acc"] != "Infinity" {
 		t.Errorf("row 7: %v, want NaN and Infinity as strings", rows[7])
 	}
 	stream(t, srv, "r", map[string]any{"complete": true, "exitcode": 1})
-	getJSON(t, srv, "/api/v1/runs/local/p/r", &run)
+	srv.GetJSON(t, "/api/v1/runs/local/p/r", &run)
 	if run.State != "failed" || run.ExitCode == nil || *run.ExitCode != 1 {
 		t.Errorf("got state %s exit %v, want failed 1", run.State, run.ExitCode)
 	}
@@ -251,7 +251,7 @@ func TestStopFromDashboard(t *testing.T) {
 	}
 	stream(t, srv, "r", map[string]any{"complete": true, "exitcode": 0})
 	var run server.RunJSON
-	getJSON(t, srv, "/api/v1/runs/local/p/r", &run)
+	srv.GetJSON(t, "/api/v1/runs/local/p/r", &run)
 	if run.State != "stopped" {
 		t.Errorf("got state %s, want stopped", run.State)
 	}
@@ -271,12 +271,12 @@ func TestCrashDetection(t *testing.T) {
 		t.Fatalf("got %v %v, want [quiet]", crashed, err)
 	}
 	var run server.RunJSON
-	getJSON(t, srv, "/api/v1/runs/local/p/quiet", &run)
+	srv.GetJSON(t, "/api/v1/runs/local/p/quiet", &run)
 	if run.State != "crashed" {
 		t.Errorf("got %s, want crashed", run.State)
 	}
 	stream(t, srv, "quiet", map[string]any{}) // a heartbeat revives it
-	getJSON(t, srv, "/api/v1/runs/local/p/quiet", &run)
+	srv.GetJSON(t, "/api/v1/runs/local/p/quiet", &run)
 	if run.State != "running" {
 		t.Errorf("after heartbeat: got %s, want running", run.State)
 	}

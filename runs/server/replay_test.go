@@ -195,24 +195,6 @@ func replay(t *testing.T, srv *servertest.Server, lines []transcriptLine) (runID
 	return runID, lastSummary
 }
 
-func getJSON(t *testing.T, srv *servertest.Server, p string, v any) {
-	t.Helper()
-	req, _ := http.NewRequest("GET", srv.URL+p, nil)
-	srv.Authorize(req)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", p, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: status %d: %s", p, resp.StatusCode, b)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("GET %s: %v: %s", p, err, b)
-	}
-}
-
 func TestReplayTranscripts(t *testing.T) {
 	for _, tc := range []struct {
 		file    string
@@ -229,7 +211,7 @@ func TestReplayTranscripts(t *testing.T) {
 			replay(t, srv, lines)
 
 			var runs []server.RunJSON
-			getJSON(t, srv, "/api/v1/runs?project=p&entity=lab", &runs)
+			srv.GetJSON(t, "/api/v1/runs?project=p&entity=lab", &runs)
 			if len(runs) != 1 {
 				t.Fatalf("got %d runs, want 1", len(runs))
 			}
@@ -246,7 +228,7 @@ func TestReplayTranscripts(t *testing.T) {
 				t.Errorf("got summary %v, want %v", run.Summary, summary)
 			}
 			var rows []map[string]any
-			getJSON(t, srv, "/api/v1/runs/lab/p/"+url.PathEscape(runID)+"/history", &rows)
+			srv.GetJSON(t, "/api/v1/runs/lab/p/"+url.PathEscape(runID)+"/history", &rows)
 			if len(rows) != 10 {
 				t.Fatalf("got %d history rows, want 10", len(rows))
 			}
@@ -262,7 +244,7 @@ func TestReplayTranscripts(t *testing.T) {
 				Name     string
 				Uploaded bool
 			}
-			getJSON(t, srv, "/api/v1/runs/lab/p/"+runID+"/files", &files)
+			srv.GetJSON(t, "/api/v1/runs/lab/p/"+runID+"/files", &files)
 			var names []string
 			for _, f := range files {
 				names = append(names, f.Name)

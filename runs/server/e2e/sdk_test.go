@@ -2,9 +2,6 @@ package e2e_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,24 +26,6 @@ func needNode(t *testing.T, pkgs ...string) {
 	}
 }
 
-func getJSON(t *testing.T, srv *servertest.Server, p string, v any) {
-	t.Helper()
-	req, _ := http.NewRequest("GET", srv.URL+p, nil)
-	srv.Authorize(req)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", p, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: status %d: %s", p, resp.StatusCode, b)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("GET %s: %v: %s", p, err, b)
-	}
-}
-
 // TestJSSDK runs the official W&B JS SDK against a live server: wandb.init, 10 x log, finish.
 func TestJSSDK(t *testing.T) {
 	needNode(t, "@wandb/sdk")
@@ -61,7 +40,7 @@ func TestJSSDK(t *testing.T) {
 		t.Fatalf("node sdk.mjs: %v\n%s", err, out)
 	}
 	var runs []server.RunJSON
-	getJSON(t, srv, "/api/v1/runs?project=js-sdk", &runs)
+	srv.GetJSON(t, "/api/v1/runs?project=js-sdk", &runs)
 	if len(runs) != 1 {
 		t.Fatalf("got %d runs, want 1 (sdk output:\n%s)", len(runs), out)
 	}
@@ -77,7 +56,7 @@ func TestJSSDK(t *testing.T) {
 		t.Errorf("got summary %v, want loss 0.1 acc 0.9", run.Summary)
 	}
 	var rows []map[string]any
-	getJSON(t, srv, "/api/v1/runs/lab/js-sdk/"+run.ID+"/history", &rows)
+	srv.GetJSON(t, "/api/v1/runs/lab/js-sdk/"+run.ID+"/history", &rows)
 	if len(rows) != 10 {
 		t.Fatalf("got %d history rows, want 10", len(rows))
 	}

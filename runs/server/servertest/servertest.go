@@ -6,6 +6,8 @@ package servertest
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -55,6 +57,29 @@ func Start(t testing.TB, cfg server.Config) *Server {
 // Authorize sets the Basic authorization the W&B clients send ("api" and the key).
 func (s *Server) Authorize(r *http.Request) {
 	r.Header.Set("Authorization", BasicAuth(s.Key))
+}
+
+// GetJSON fetches path with the test key and decodes its JSON answer into v, failing the test on any
+// error or a status other than 200.
+func (s *Server) GetJSON(t testing.TB, path string, v any) {
+	t.Helper()
+	req, err := http.NewRequest("GET", s.URL+path, nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	s.Authorize(req)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: status %d: %s", path, resp.StatusCode, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("GET %s: %v: %s", path, err, b)
+	}
 }
 
 // BasicAuth is the Authorization header value W&B clients send for key.
