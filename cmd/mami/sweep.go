@@ -17,7 +17,6 @@ import (
 	"github.com/mami-lab/mami/configs"
 	"github.com/mami-lab/mami/experiments"
 	"github.com/mami-lab/mami/experiments/sweep"
-	"github.com/mami-lab/mami/plots"
 	"github.com/mami-lab/mami/runs"
 )
 
@@ -193,7 +192,7 @@ func (t *sweepTrial) run(ctx context.Context, cfg *configs.Config, report func(i
 	if err := moveAside(runDir, filepath.Join(t.dir, "attempts")); err != nil {
 		return sweep.Result{State: sweep.OutcomeFailed}, err
 	}
-	out, err := trainRun(ctx, cfg, trainOptions{Logger: t.log, Quiet: true, ExtraSinks: []experiments.Sink{epochWatcher(report)}})
+	out, err := trainRun(ctx, cfg, trainOptions{Logger: t.log, Quiet: true, ExtraSinks: []experiments.Sink{sweep.EpochReporter(report)}})
 	if out == nil {
 		return sweep.Result{State: sweep.OutcomeFailed}, err
 	}
@@ -234,33 +233,8 @@ func replayEpochs(r *runs.Run, report func(int, map[string]float64)) {
 	if err != nil {
 		return
 	}
-	w := epochWatcher(report)
+	w := sweep.EpochReporter(report)
 	for _, row := range hist {
 		_ = w.Log(context.Background(), row)
 	}
 }
-
-// epochWatcher is a sink that hands the metrics of each epoch-end history row to a sweep's report.
-type epochWatcher func(epoch int, metrics map[string]float64)
-
-// Log reports rows that end an epoch (they carry runs.EpochEndKey and the validation metrics).
-func (w epochWatcher) Log(_ context.Context, row map[string]any) error {
-	if _, ok := row[runs.EpochEndKey]; !ok {
-		return nil
-	}
-	epoch, ok := plots.Number(row["epoch"])
-	if !ok || epoch < 1 {
-		return nil
-	}
-	metrics := make(map[string]float64, len(row))
-	for k, v := range row {
-		if f, ok := plots.Number(v); ok {
-			metrics[k] = f
-		}
-	}
-	w(int(epoch), metrics)
-	return nil
-}
-
-// Summary ignores summaries: the sweep reads the final one from the run's outcome.
-func (w epochWatcher) Summary(context.Context, map[string]any) error { return nil }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mami-lab/mami/experiments/sweep"
 	"github.com/mami-lab/mami/runs"
 )
 
@@ -121,7 +122,7 @@ func TestSweepFileErrors(t *testing.T) {
 func TestEpochWatcher(t *testing.T) {
 	var got []int
 	var f1 []float64
-	w := epochWatcher(func(epoch int, m map[string]float64) {
+	w := sweep.EpochReporter(func(epoch int, m map[string]float64) {
 		got = append(got, epoch)
 		f1 = append(f1, m["val/f1_macro"])
 	})

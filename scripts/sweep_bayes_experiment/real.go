@@ -8,7 +8,6 @@ import (
 	"github.com/mami-lab/mami/data"
 	"github.com/mami-lab/mami/experiments"
 	"github.com/mami-lab/mami/experiments/sweep"
-	"github.com/mami-lab/mami/plots"
 )
 
 // realTrainer returns a TrialFunc that trains with experiments.Train on the synthetic dataset, loaded once.
@@ -23,7 +22,7 @@ func realTrainer(ctx context.Context) (sweep.TrialFunc, error) {
 		if cfg.Data != base.Data || cfg.Run.Seed != base.Run.Seed {
 			return sweep.Result{State: sweep.OutcomeFailed}, fmt.Errorf("the experiment sweeps no data or seed keys")
 		}
-		res, err := experiments.Train(ctx, cfg, ds, epochSink(report), experiments.Options{})
+		res, err := experiments.Train(ctx, cfg, ds, sweep.EpochReporter(report), experiments.Options{})
 		if err != nil {
 			return sweep.Result{State: sweep.OutcomeFailed}, err
 		}
@@ -34,26 +33,3 @@ func realTrainer(ctx context.Context) (sweep.TrialFunc, error) {
 		return sweep.Result{State: state, Summary: res.Summary}, nil
 	}, nil
 }
-
-// epochSink hands the metrics of each epoch-end history row (the row carrying val/f1_macro) to report.
-type epochSink func(epoch int, metrics map[string]float64)
-
-func (s epochSink) Log(_ context.Context, row map[string]any) error {
-	if _, ok := row["val/f1_macro"]; !ok {
-		return nil
-	}
-	epoch, ok := plots.Number(row["epoch"])
-	if !ok {
-		return nil
-	}
-	metrics := map[string]float64{}
-	for k, v := range row {
-		if f, ok := plots.Number(v); ok {
-			metrics[k] = f
-		}
-	}
-	s(int(epoch), metrics)
-	return nil
-}
-
-func (s epochSink) Summary(context.Context, map[string]any) error { return nil }
