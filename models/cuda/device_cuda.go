@@ -180,22 +180,23 @@ func (g *gpu) write(m mem, off int, src []float32) error {
 	if len(src) == 0 {
 		return nil
 	}
-	defer runtime.UnlockOSThread()
-	if err := g.bind(); err != nil {
-		return err
-	}
-	return cu.MemcpyHtoD(g.ptr(m, off), unsafe.Pointer(&src[0]), int64(4*len(src)))
+	return g.copyIn(m, off, unsafe.Pointer(&src[0]), len(src))
 }
 
 func (g *gpu) writeInt32(m mem, off int, src []int32) error {
 	if len(src) == 0 {
 		return nil
 	}
+	return g.copyIn(m, off, unsafe.Pointer(&src[0]), len(src))
+}
+
+// copyIn copies n 4-byte elements from host memory at src to m at element offset off.
+func (g *gpu) copyIn(m mem, off int, src unsafe.Pointer, n int) error {
 	defer runtime.UnlockOSThread()
 	if err := g.bind(); err != nil {
 		return err
 	}
-	return cu.MemcpyHtoD(g.ptr(m, off), unsafe.Pointer(&src[0]), int64(4*len(src)))
+	return cu.MemcpyHtoD(g.ptr(m, off), src, int64(4*n))
 }
 
 func (g *gpu) read(m mem, off int, dst []float32) error {
