@@ -2,7 +2,6 @@ package experiments
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/mami-lab/mami/configs"
 	"github.com/mami-lab/mami/data/safetensors"
+	"github.com/mami-lab/mami/internal/atomicfile"
 	"github.com/mami-lab/mami/models"
 )
 
@@ -151,27 +151,6 @@ func LoadCheckpoint(dir string) (*models.Net, *configs.Config, error) {
 
 // writeAtomic writes data to path through a temporary file, fsync and
 // rename.
-func writeAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, os.Remove(f.Name()))
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return errors.Join(err, f.Close())
-	}
-	if err := f.Sync(); err != nil {
-		return errors.Join(err, f.Close())
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+func writeAtomic(path string, data []byte) error {
+	return atomicfile.WriteFile(path, data, true)
 }

@@ -6,11 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/mami-lab/mami/data"
+	"github.com/mami-lab/mami/internal/atomicfile"
 	"github.com/mami-lab/mami/models"
 )
 
@@ -112,25 +111,15 @@ func WriteAnswerFile(ctx context.Context, path string, preds []Prediction) (err 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	var werr error
+	err = atomicfile.Write(path, false, func(w io.Writer) error {
+		werr = WriteAnswer(w, preds)
+		return werr
+	})
+	if werr != nil {
+		return fmt.Errorf("%s: %w", path, werr)
+	}
 	if err != nil {
-		return fmt.Errorf("write answer %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if err := WriteAnswer(f, preds); err != nil {
-		return errors.Join(fmt.Errorf("%s: %w", path, err), f.Close())
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write answer %s: %w", path, err)
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return fmt.Errorf("write answer %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("write answer %s: %w", path, err)
 	}
 	return nil

@@ -35,6 +35,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/mami-lab/mami/internal/atomicfile"
 )
 
 // DefaultWidth and DefaultHeight are the size of the loss figure when
@@ -131,26 +133,10 @@ func save(p *plot.Plot, w, h vg.Length, path string) (err error) {
 			return fmt.Errorf("plots: write %s: %w", path, err)
 		}
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("plots: write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if _, err := wt.WriteTo(f); err != nil {
-		return fmt.Errorf("plots: write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("plots: write %s: %w", path, err)
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return fmt.Errorf("plots: write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
+	if err := atomicfile.Write(path, false, func(f io.Writer) error {
+		_, err := wt.WriteTo(f)
+		return err
+	}); err != nil {
 		return fmt.Errorf("plots: write %s: %w", path, err)
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mami-lab/mami/configs"
+	"github.com/mami-lab/mami/internal/atomicfile"
 )
 
 // Run states written to run.json.
@@ -342,32 +343,8 @@ func (r *Recorder) writeMeta() error {
 
 // writeFileAtomic writes data to path through a temporary file in the same
 // folder and a rename; with sync the temporary file is fsynced first.
-func writeFileAtomic(path string, data []byte, sync bool) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("runs: write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("runs: write %s: %w", path, err)
-	}
-	if sync {
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("runs: sync %s: %w", path, err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("runs: write %s: %w", path, err)
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return fmt.Errorf("runs: write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
+func writeFileAtomic(path string, data []byte, sync bool) error {
+	if err := atomicfile.WriteFile(path, data, sync); err != nil {
 		return fmt.Errorf("runs: write %s: %w", path, err)
 	}
 	return nil

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/mami-lab/mami/internal/atomicfile"
 )
 
 // StateVersion is the version of the state.json format.
@@ -129,7 +131,7 @@ func LoadState(dir string) (*State, error) {
 }
 
 // SaveState writes st to dir/state.json atomically (temporary file, fsync, rename).
-func SaveState(dir string, st *State) (err error) {
+func SaveState(dir string, st *State) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("save sweep state: %w", err)
 	}
@@ -137,27 +139,7 @@ func SaveState(dir string, st *State) (err error) {
 	if err != nil {
 		return fmt.Errorf("save sweep state: %w", err)
 	}
-	f, err := os.CreateTemp(dir, StateFile+".tmp*")
-	if err != nil {
-		return fmt.Errorf("save sweep state: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("save sweep state: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("save sweep state: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("save sweep state: %w", err)
-	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, StateFile)); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, StateFile), append(b, '\n'), true); err != nil {
 		return fmt.Errorf("save sweep state: %w", err)
 	}
 	return nil

@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mami-lab/mami/internal/atomicfile"
 )
 
 // Files of a run directory (the write-ahead log, see docs/format/run-record.md) and the ones this package adds.
@@ -116,22 +118,7 @@ func cloneMap[V any](m map[string]V) map[string]V {
 }
 
 func writeAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := atomicfile.WriteFile(path, b, true); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
