@@ -101,7 +101,9 @@ type gpu struct {
 	mems []cu.DevicePtr
 	args [24]uint64
 	ptrs [24]unsafe.Pointer
-	f64  [1]float64
+	// f64 receives readF64's value. It is its own allocation: cgo refuses a pointer into this struct,
+	// which holds Go pointers (fns, mems), as an argument.
+	f64 []float64
 }
 
 func openGPU() (*gpu, error) {
@@ -111,7 +113,7 @@ func openGPU() (*gpu, error) {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	g := &gpu{fns: map[opKind]cu.Function{}}
+	g := &gpu{fns: map[opKind]cu.Function{}, f64: make([]float64, 1)}
 	if g.dev, err = cu.GetDevice(0); err != nil {
 		return nil, fmt.Errorf("cuda: device 0: %w", err)
 	}
