@@ -11,10 +11,10 @@ TAGS := openblas
 endif
 GOFLAGS_TAGS := $(if $(TAGS),-tags $(TAGS))
 
-.PHONY: help build build-cuda test test-short test-cuda sweep serve report repro bench clean
+.PHONY: help build build-cuda gpu-rehearsal test test-short test-cuda sweep serve report repro bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## build bin/mami (with OpenBLAS when installed)
 	@[ -n "$(TAGS)" ] || echo "note: libopenblas-dev not found; building with the pure-Go BLAS (slower training)"
@@ -38,6 +38,10 @@ serve: build ## the tracking server and dashboard on the work directory's databa
 
 report: build ## paper figures, report.md/html and results.tex of the latest sweep (trains the repro pair if missing)
 	$(BIN) report --workdir $(WORKDIR) --repro
+
+gpu-rehearsal: build-cuda ## rehearse scripts/gpu-check.sh here: bin/mami-cuda against the fake CUDA driver (kernels on the CPU)
+	scripts/fake-libcuda.sh $(WORKDIR)/fake-cuda
+	GPU_CHECK_DRY=fake MAMI_FAKE_LIBCUDA=$(WORKDIR)/fake-cuda PYTHON=$${PYTHON:-/usr/bin/python3} scripts/gpu-check.sh $(WORKDIR)/gpu-rehearsal
 
 test-cuda: ## vet and build the CUDA variant and run the backend's CPU-side tests (no GPU needed)
 	$(GO) vet -tags mamicuda ./models/cuda/... ./cmd/mami

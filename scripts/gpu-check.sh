@@ -11,30 +11,47 @@
 #      same GPU with the same model and loop.
 #   3. speed, the fusion × lr grid (7 fusions × 3 learning rates, 10 epochs each) on the GPU backend and
 #      in PyTorch on the GPU; the CPU backend's time for it is measured on 1 epoch per fusion and scaled.
+#   4. when compute-sanitizer is there: memcheck (every fusion, 1 epoch of 128 memes), racecheck and
+#      synccheck (concat and gmu, 64 memes) on the GPU backend, at most 100 s each
+#      (GPU_CHECK_SANITIZER_TIMEOUT); a reported error fails the script, a tool that cannot run is noted.
 #
 # Usage: scripts/gpu-check.sh [OUT_DIR]   (default .mami/gpu-check/)  → OUT_DIR/results.md (for docs/gpu.md),
-# OUT_DIR/*.json and OUT_DIR/log.txt. Environment: MAMI_BIN (default bin/mami-cuda), PYTHON (python3);
-# GPU_CHECK_DRY=1 rehearses the whole script without a GPU (the kernels' Go twin, tiny sizes, PyTorch
-# skipped when it cannot run) to check its plumbing before a GPU session.
+# OUT_DIR/log.txt, the JSON and sanitizer files, and all of them in OUT_DIR/gpu-check.tgz (for tools that
+# bring back only a few files). Environment: MAMI_BIN (default bin/mami-cuda), PYTHON (python3).
+# Rehearsals without a GPU (tiny sizes; PyTorch on the CPU, or skipped when it cannot run):
+#   GPU_CHECK_DRY=1     the kernels' Go twin instead of the GPU (checks the script's plumbing);
+#   GPU_CHECK_DRY=fake  bin/mami-cuda's whole GPU path against the fake driver in MAMI_FAKE_LIBCUDA (a folder
+#                       with libcuda.so.1 from scripts/fake-libcuda.sh); `make gpu-rehearsal` runs this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-.mami/gpu-check}
 bin=${MAMI_BIN:-bin/mami-cuda}
 py=${PYTHON:-python3}
 mkdir -p "$out"
+rm -f "$out"/*.json "$out"/sanitizer-*.txt "$out"/results.md "$out"/gpu-check.tgz
 exec > >(tee "$out/log.txt") 2>&1
 
-# The driver's libcuda may live outside the loader's default path on these machines.
-for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu; do
-  [ -e "$d/libcuda.so.1" ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" && break
-done
 [ -x "$bin" ] || { echo "gpu-check: $bin not found or not executable (build it with make build-cuda)"; exit 2; }
 
 backend=cuda rows=2000 samples=7200 epochs=10 cpu_epochs=2
-if [ "${GPU_CHECK_DRY:-}" = 1 ]; then
-  backend=ref rows=150 samples=256 epochs=2 cpu_epochs=1 dry_lrs=1e-3
-  echo "gpu-check: DRY RUN on the Go reference backend; the numbers mean nothing"
-fi
+san_rows=128 race_rows=64
+case "${GPU_CHECK_DRY:-}" in
+  "")
+    # The driver's libcuda may live outside the loader's default path on these machines.
+    for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu; do
+      [ -e "$d/libcuda.so.1" ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" && break
+    done ;;
+  1)
+    backend=ref rows=150 samples=256 epochs=2 cpu_epochs=1 dry_lrs=1e-3
+    echo "gpu-check: DRY RUN on the Go reference backend; the numbers mean nothing" ;;
+  fake)
+    [ -e "${MAMI_FAKE_LIBCUDA:-}/libcuda.so.1" ] || { echo "gpu-check: GPU_CHECK_DRY=fake needs MAMI_FAKE_LIBCUDA=DIR holding libcuda.so.1 (scripts/fake-libcuda.sh DIR)"; exit 2; }
+    export LD_LIBRARY_PATH="$MAMI_FAKE_LIBCUDA"
+    rows=100 samples=256 epochs=2 cpu_epochs=1 dry_lrs=1e-3 san_rows=32 race_rows=16
+    echo "gpu-check: DRY RUN against the fake CUDA driver (kernels on the CPU); the numbers mean nothing" ;;
+  *) echo "gpu-check: GPU_CHECK_DRY=$GPU_CHECK_DRY: want 1 or fake"; exit 2 ;;
+esac
+export GPU_CHECK_DRY=${GPU_CHECK_DRY:-}
 
 start=$(date +%s)
 stamp() { echo "== $(( $(date +%s) - start ))s: $*"; }
@@ -77,7 +94,9 @@ from torch import nn
 import torch.nn.functional as F
 
 out, fusions, lrs = sys.argv[1], sys.argv[2].split(","), [float(x) for x in sys.argv[3].split(",")]
-dev = torch.device("cuda")
+import os
+# Rehearsals (GPU_CHECK_DRY) run on the CPU when there is no GPU; the real check needs one.
+dev = torch.device("cuda" if torch.cuda.is_available() or not os.environ.get("GPU_CHECK_DRY") else "cpu")
 D, H, P, B = 512, 512, 64, 64
 N, E = int(sys.argv[4]), int(sys.argv[5])
 
@@ -114,20 +133,23 @@ img = F.normalize(torch.randn(N, D, device=dev), dim=1)
 txt = F.normalize(torch.randn(N, D, device=dev), dim=1)
 y = (torch.rand(N, device=dev) < 0.5).float()
 
+def sync():
+    if dev.type == "cuda": torch.cuda.synchronize()
+
 def run(fusion, lr, epochs=E):
     model = Net(fusion).to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     secs = 0.0
     for _ in range(epochs):
         perm = torch.randperm(N, device=dev)
-        torch.cuda.synchronize(); t0 = time.perf_counter()
+        sync(); t0 = time.perf_counter()
         for s in range(0, N, B):
             idx = perm[s:s + B]
             opt.zero_grad(set_to_none=True)
             loss = F.binary_cross_entropy_with_logits(model(img[idx], txt[idx]).squeeze(1), y[idx])
             loss.backward()
             opt.step()
-        torch.cuda.synchronize(); secs += time.perf_counter() - t0
+        sync(); secs += time.perf_counter() - t0
     return {"backend": "pytorch", "fusion": fusion, "lr": lr, "epochs": epochs, "samples": N * epochs,
             "seconds": secs, "samples_per_s": N * epochs / secs}
 
@@ -138,6 +160,30 @@ json.dump(bench, open(f"{out}/bench-torch.json", "w"), indent=1)
 json.dump(grid, open(f"{out}/grid-torch.json", "w"), indent=1)
 print(json.dumps({"torch": torch.__version__, "bench_samples_per_s": bench[0]["samples_per_s"]}))
 PY
+
+# compute-sanitizer (CUDA's memcheck, racecheck, synccheck) on small runs of the GPU backend: out-of-bounds
+# and misaligned accesses, shared-memory races, barriers in divergent code. A tool that reports errors fails
+# the script; one that cannot run here is noted and skipped. Last, so that a slow sanitizer costs no
+# parity or speed result.
+san_rc=0
+sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+if [ "$backend" = cuda ] && [ -n "$sanitizer" ] && [ "$GPU_CHECK_DRY" != fake ]; then
+  for tool in memcheck racecheck synccheck; do
+    if [ $tool = memcheck ]; then n=$san_rows f=""; else n=$race_rows f="--fusions concat,gmu"; fi
+    stamp "compute-sanitizer --tool $tool ($n memes, 1 epoch)"
+    rc=0
+    # shellcheck disable=SC2086
+    timeout "${GPU_CHECK_SANITIZER_TIMEOUT:-100}" "$sanitizer" --tool "$tool" --error-exitcode 86 "$bin" gpu parity --rows "$n" --epochs 1 $f >"$out/sanitizer-$tool.txt" 2>&1 || rc=$?
+    tail -n 3 "$out/sanitizer-$tool.txt"
+    if [ "$rc" = 86 ] || grep -Eq 'ERROR SUMMARY: [1-9]' "$out/sanitizer-$tool.txt"; then
+      echo "gpu-check: $tool REPORTED ERRORS (see $out/sanitizer-$tool.txt)"; san_rc=1
+    elif [ "$rc" != 0 ]; then
+      echo "gpu-check: $tool could not run here (exit $rc); skipped"
+    fi
+  done
+else
+  stamp "compute-sanitizer: skipped (${sanitizer:-not installed}; backend $backend${GPU_CHECK_DRY:+, dry run $GPU_CHECK_DRY})"
+fi
 
 stamp "results"
 "$py" - "$out" "$parity_rc" "$epochs" <<'PY'
@@ -161,6 +207,13 @@ lines = [f"Measured {datetime.date.today()} by scripts/gpu-check.sh: {dev['Name'
          "| fusion | head | grad | loss e1/e2 | eval | ok |", "|---|---|---|---|---|---|"]
 for r in par:
     lines.append(f"| {r['Fusion']} | {r['Head']} | {r['GradRelDiff']:.1e} | {r['LossRelDiff']:.1e} | {r['EvalRelDiff']:.1e} | {'yes' if r['ok'] else 'NO'} |")
+san = []
+for tool in ("memcheck", "racecheck", "synccheck"):
+    path = f"{out}/sanitizer-{tool}.txt"
+    if os.path.exists(path):
+        summary = [l.strip() for l in open(path, errors="replace") if "ERROR SUMMARY" in l or "RACECHECK SUMMARY" in l]
+        san.append(f"{tool}: {summary[-1] if summary else 'no summary (did not run to the end; see the file)'}")
+lines += ["", "compute-sanitizer on the GPU backend: " + ("; ".join(san) if san else "not run") + "."]
 lines += ["", f"Bench workload ({E} epochs × {bc['samples'] // E:,} memes, training loop only):", "",
           "| backend | seconds | samples/s | vs CPU backend |", "|---|---|---|---|",
           f"| mami CUDA | {bc['seconds']:.2f} | {bc['samples_per_s']:,.0f} | {cpu10 / bc['seconds']:.1f}× |",
@@ -183,5 +236,9 @@ open(f"{out}/results.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
 stamp "done"
+# tar exits 1 when log.txt grows while it reads it (tee is still writing): that is expected.
+{ tar czf "$out/gpu-check.tgz.tmp" --warning=no-file-changed -C "$out" --exclude 'gpu-check.tgz*' . || [ $? = 1 ]; } &&
+  mv "$out/gpu-check.tgz.tmp" "$out/gpu-check.tgz"
 if [ "$parity_rc" -ne 0 ]; then echo "gpu-check: PARITY FAILED (see above)"; exit 1; fi
+if [ "$san_rc" -ne 0 ]; then echo "gpu-check: COMPUTE-SANITIZER REPORTED ERRORS (see above)"; exit 1; fi
 echo "gpu-check: parity passed; paste $out/results.md into docs/gpu.md"

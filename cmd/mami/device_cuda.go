@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -125,7 +126,7 @@ type parityLine struct {
 func newGPUParityCmd() *cobra.Command {
 	var rows, epochs int
 	var tol float64
-	var out, backend string
+	var out, backend, only string
 	var allHeads bool
 	cmd := &cobra.Command{
 		Use:   "parity",
@@ -144,8 +145,17 @@ func newGPUParityCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			fusions := models.Fusions()
+			if only != "" {
+				fusions = strings.Split(only, ",")
+				for _, f := range fusions {
+					if !slices.Contains(models.Fusions(), f) {
+						return fmt.Errorf("--fusions: unknown fusion %q (have %s)", f, strings.Join(models.Fusions(), ", "))
+					}
+				}
+			}
 			var cases [][2]string
-			for _, f := range models.Fusions() {
+			for _, f := range fusions {
 				for _, h := range models.Heads() {
 					if allHeads || h == models.HeadSoftmaxCE || f == models.FusionConcat {
 						cases = append(cases, [2]string{f, h})
@@ -186,6 +196,7 @@ func newGPUParityCmd() *cobra.Command {
 	cmd.Flags().IntVar(&epochs, "epochs", 2, "epochs to train")
 	cmd.Flags().Float64Var(&tol, "tol", 1e-3, "largest relative difference allowed")
 	cmd.Flags().BoolVar(&allHeads, "all-heads", false, "every fusion with every head")
+	cmd.Flags().StringVar(&only, "fusions", "", "comma-separated fusions to check (default: all)")
 	cmd.Flags().StringVar(&backend, "backend", "cuda", "cuda, or ref (the Go reference of the kernels: a dry run without a GPU)")
 	cmd.Flags().StringVar(&out, "json", "", "also write the results to this JSON file")
 	return cmd
