@@ -17,7 +17,10 @@
 // Each refusal prints one line starting "fake libcuda:" on stderr. Every other driver entry point that
 // gorgonia.org/cu links against exists and returns CUDA_ERROR_NOT_SUPPORTED, saying so.
 //
-// Environment: MAMI_FAKE_CUDA_CC=8.6 reports that compute capability (default 9.0).
+// Environment: MAMI_FAKE_CUDA_CC=8.6 reports that compute capability (default 9.0); MAMI_FAKE_CUDA_STATS=FILE
+// writes how many times each entry point and each kernel has been called (one "name count" per line, totals
+// since start) whenever the primary context is released (a Go program does not run atexit handlers), e.g.
+// to count launches and host-device synchronisations per training step.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -117,7 +120,23 @@ std::vector<Module*> modules;
 std::vector<Function*> functions;
 const size_t page = size_t(sysconf(_SC_PAGESIZE));
 
-#define LOCK std::lock_guard<std::recursive_mutex> lock(mu)
+std::map<std::string, long>* calls;  // MAMI_FAKE_CUDA_STATS: calls per entry point and kernel
+
+void writeStats() {
+    const char* path = std::getenv("MAMI_FAKE_CUDA_STATS");
+    FILE* f = path ? std::fopen(path, "w") : nullptr;
+    if (!f) return;
+    for (auto& [name, n] : *calls) std::fprintf(f, "%s %ld\n", name.c_str(), n);
+    std::fclose(f);
+}
+
+void count(const char* name) {
+    if (calls) (*calls)[name]++;
+}
+
+#define LOCK                                        \
+    std::lock_guard<std::recursive_mutex> lock(mu); \
+    count(__func__)
 #define NEED_INIT if (!initialised) return fail(NOT_INITIALIZED, "%s before cuInit", __func__)
 #define NEED_CTX                                                                                        \
     NEED_INIT;                                                                                          \
@@ -161,6 +180,7 @@ typedef uintptr_t CUdeviceptr;
 int cuInit(unsigned flags) {
     LOCK;
     if (flags != 0) return fail(INVALID_VALUE, "cuInit: flags %u, must be 0", flags);
+    if (!calls && std::getenv("MAMI_FAKE_CUDA_STATS")) calls = new std::map<std::string, long>;
     if (const char* cc = std::getenv("MAMI_FAKE_CUDA_CC")) {
         if (std::sscanf(cc, "%d.%d", &ccMajor, &ccMinor) != 2) return fail(INVALID_VALUE, "MAMI_FAKE_CUDA_CC=%s: want major.minor", cc);
     }
@@ -247,6 +267,7 @@ int cuDevicePrimaryCtxRelease_v2(int d) {
             fail(OK, "leak: %zu allocations (%zu bytes) still live when the primary context was released", allocs.size(), bytes);
         freeAll();
         if (!modules.empty()) fail(OK, "leak: %zu modules still loaded when the primary context was released", modules.size());
+        if (calls) writeStats();
     }
     return OK;
 }
@@ -416,6 +437,7 @@ int cuLaunchKernel(Function* f, unsigned gx, unsigned gy, unsigned gz, unsigned 
         if (p % k.aligns[i] != 0)
             return fail(MISALIGNED_ADDRESS, "cuLaunchKernel(%s): argument %zu = %#lx is not %zu-byte aligned", name, i, (unsigned long)p, k.aligns[i]);
     }
+    count(name);
     k.run(params, dim3{gx, gy, gz}, dim3{bx, by, bz});
     return OK;
 }
