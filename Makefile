@@ -11,7 +11,7 @@ TAGS := openblas
 endif
 GOFLAGS_TAGS := $(if $(TAGS),-tags $(TAGS))
 
-.PHONY: help build build-cuda gpu-rehearsal test test-short test-cuda sweep serve report repro bench clean
+.PHONY: help build build-cuda build-cuda-gpu gpu-rehearsal test test-short test-cuda sweep serve report repro bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -39,7 +39,10 @@ serve: build ## the tracking server and dashboard on the work directory's databa
 report: build ## paper figures, report.md/html and results.tex of the latest sweep (trains the repro pair if missing)
 	$(BIN) report --workdir $(WORKDIR) --repro
 
-gpu-rehearsal: build-cuda ## rehearse scripts/gpu-check.sh here: bin/mami-cuda against the fake CUDA driver (kernels on the CPU)
+build-cuda-gpu: ## bin/mami-cuda.gz to carry to a GPU machine for scripts/gpu-check.sh (OpenBLAS linked in)
+	scripts/build-gpu-binary.sh
+
+gpu-rehearsal: build-cuda-gpu ## rehearse scripts/gpu-check.sh here: bin/mami-cuda.gz against the fake CUDA driver (kernels on the CPU)
 	scripts/fake-libcuda.sh $(WORKDIR)/fake-cuda
 	GPU_CHECK_DRY=fake MAMI_FAKE_LIBCUDA=$(WORKDIR)/fake-cuda PYTHON=$${PYTHON:-/usr/bin/python3} scripts/gpu-check.sh $(WORKDIR)/gpu-rehearsal
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check of mami's CUDA backend, in one go, on a machine with an NVIDIA GPU (H100/H200 here), python3
-# with PyTorch, and no Go or network. It needs only bin/mami-cuda, built elsewhere with `make build-cuda`,
-# and this script. Total: a few minutes (budget about 8).
+# with PyTorch, and no Go or network. It needs only bin/mami-cuda.gz, built elsewhere by
+# scripts/build-gpu-binary.sh (or bin/mami-cuda from `make build-cuda`), and this script. Total: a few
+# minutes (budget about 8).
 #
 #   1. parity: every fusion (softmax_ce head, and concat with every head) trained 2 epochs on the GPU and on
 #      the CPU backend side by side from the same weights, masks and batches: first-step gradients, epoch
@@ -17,7 +18,8 @@
 #
 # Usage: scripts/gpu-check.sh [OUT_DIR]   (default .mami/gpu-check/)  → OUT_DIR/results.md (for docs/gpu.md),
 # OUT_DIR/log.txt, the JSON and sanitizer files, and all of them in OUT_DIR/gpu-check.tgz (for tools that
-# bring back only a few files). Environment: MAMI_BIN (default bin/mami-cuda), PYTHON (python3).
+# bring back only a few files). Environment: MAMI_BIN (default: bin/mami-cuda.gz unpacked, else
+# bin/mami-cuda), PYTHON (python3).
 # Rehearsals without a GPU (tiny sizes; PyTorch on the CPU, or skipped when it cannot run):
 #   GPU_CHECK_DRY=1     the kernels' Go twin instead of the GPU (checks the script's plumbing);
 #   GPU_CHECK_DRY=fake  bin/mami-cuda's whole GPU path against the fake driver in MAMI_FAKE_LIBCUDA (a folder
@@ -31,7 +33,12 @@ mkdir -p "$out"
 rm -f "$out"/*.json "$out"/sanitizer-*.txt "$out"/results.md "$out"/gpu-check.tgz
 exec > >(tee "$out/log.txt") 2>&1
 
-[ -x "$bin" ] || { echo "gpu-check: $bin not found or not executable (build it with make build-cuda)"; exit 2; }
+# scripts/build-gpu-binary.sh makes bin/mami-cuda.gz (OpenBLAS inside, compressed to carry): unpack it.
+if [ -z "${MAMI_BIN:-}" ] && [ -f bin/mami-cuda.gz ]; then
+  bin=$(mktemp -d)/mami-cuda
+  gzip -dc bin/mami-cuda.gz >"$bin" && chmod +x "$bin"
+fi
+[ -x "$bin" ] || { echo "gpu-check: $bin not found or not executable (scripts/build-gpu-binary.sh or make build-cuda)"; exit 2; }
 
 backend=cuda rows=2000 samples=7200 epochs=10 cpu_epochs=2
 san_rows=128 race_rows=64
