@@ -16,6 +16,7 @@ import "C"
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"unsafe"
@@ -75,7 +76,57 @@ func doProbe() (Device, error) {
 	if dev.Target, err = kernels.TargetFor(dev.Major, dev.Minor); err != nil {
 		return Device{}, fmt.Errorf("%w: %s: %v", ErrUnavailable, dev.Name, err)
 	}
+	// A GPU is usable when the kernels load and compute what their Go twin does: check that once, so
+	// that device auto falls back to the CPU (and cuda fails, naming the reason) on a broken setup
+	// rather than failing in the middle of a run.
+	g, err := openDevice(dev)
+	if err != nil {
+		return Device{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	err = g.selfTest()
+	if cerr := g.close(); err == nil && cerr != nil {
+		err = fmt.Errorf("cuda: release %s: %w", dev.Name, cerr)
+	}
+	if err != nil {
+		return Device{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
 	return dev, nil
+}
+
+// selfTest draws a dropout mask with mami_mask on the GPU and on the kernel's Go twin and requires
+// every value to be identical (the kernel is integer hashing: no rounding may differ).
+func (g *gpu) selfTest() error {
+	const n = 4099 // a few blocks and a ragged end
+	m, err := g.alloc(n)
+	if err != nil {
+		return fmt.Errorf("cuda: self-test: allocate: %w", err)
+	}
+	s := step{kind: opMask, i: []int{n, 20261128, 7}, b: []bufRef{{arena: 0, n: n}}, f: []float32{0.3, 1 / 0.7}}
+	if err := g.run(&s, &[3]mem{m, m, m}, 1, false); err != nil {
+		return fmt.Errorf("cuda: self-test: launch %s: %w", s.kernelName(), err)
+	}
+	got := make([]float32, n)
+	if err := g.read(m, 0, got); err != nil {
+		return fmt.Errorf("cuda: self-test: read back: %w", err)
+	}
+	ref := &refBackend{}
+	rm, err := ref.alloc(n)
+	if err != nil {
+		return err
+	}
+	if err := ref.run(&s, &[3]mem{rm, rm, rm}, 1, false); err != nil {
+		return err
+	}
+	want := make([]float32, n)
+	if err := ref.read(rm, 0, want); err != nil {
+		return err
+	}
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			return fmt.Errorf("cuda: self-test: %s element %d is %v on the GPU, %v in its Go twin", s.kernelName(), i, got[i], want[i])
+		}
+	}
+	return g.free(m)
 }
 
 // New builds spec on the GPU (device 0) with models.New(spec, seed)'s initial weights.
@@ -111,6 +162,12 @@ func openGPU() (*gpu, error) {
 	if err != nil {
 		return nil, err
 	}
+	return openDevice(d)
+}
+
+// openDevice retains device 0's primary context and loads the kernels for d.Target.
+func openDevice(d Device) (*gpu, error) {
+	var err error
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	g := &gpu{fns: map[opKind]cu.Function{}, f64: make([]float64, 1)}

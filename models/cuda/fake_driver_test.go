@@ -65,6 +65,19 @@ func TestFakeDriver(t *testing.T) {
 			}
 		})
 	}
+	// A GPU whose kernels run but compute wrong is no usable GPU: Probe's self-test must say so, and
+	// TestDevice then takes its no-GPU branch.
+	t.Run("broken kernel", func(t *testing.T) {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestDevice$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, fakeChildEnv+"=1", "MAMI_FAKE_CUDA_BREAK=mami_mask")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		if want := "no GPU here: cuda: no usable NVIDIA GPU: cuda: self-test: mami_mask element 0 is NaN on the GPU"; !strings.Contains(string(out), want) {
+			t.Errorf("child output lacks %q:\n%s", want, out)
+		}
+	})
 }
 
 // TestFakeDriverRefuses runs only inside TestFakeDriver's child: the fake driver must refuse a call

@@ -17,7 +17,8 @@
 // Each refusal prints one line starting "fake libcuda:" on stderr. Every other driver entry point that
 // gorgonia.org/cu links against exists and returns CUDA_ERROR_NOT_SUPPORTED, saying so.
 //
-// Environment: MAMI_FAKE_CUDA_CC=8.6 reports that compute capability (default 9.0); MAMI_FAKE_CUDA_STATS=FILE
+// Environment: MAMI_FAKE_CUDA_CC=8.6 reports that compute capability (default 9.0); MAMI_FAKE_CUDA_BREAK=
+// KERNEL makes that kernel do nothing while its launches succeed (for tests of a GPU that computes wrong); MAMI_FAKE_CUDA_STATS=FILE
 // writes how many times each entry point and each kernel has been called (one "name count" per line, totals
 // since start) whenever the primary context is released (a Go program does not run atexit handlers), e.g.
 // to count launches and host-device synchronisations per training step.
@@ -438,6 +439,7 @@ int cuLaunchKernel(Function* f, unsigned gx, unsigned gy, unsigned gz, unsigned 
             return fail(MISALIGNED_ADDRESS, "cuLaunchKernel(%s): argument %zu = %#lx is not %zu-byte aligned", name, i, (unsigned long)p, k.aligns[i]);
     }
     count(name);
+    if (const char* b = std::getenv("MAMI_FAKE_CUDA_BREAK"); b && f->name == b) return OK;  // a silently wrong kernel
     k.run(params, dim3{gx, gy, gz}, dim3{bx, by, bz});
     return OK;
 }
