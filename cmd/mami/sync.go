@@ -113,8 +113,12 @@ func syncSettings(dir, entity, project string) (wandb.Settings, bool, error) {
 }
 
 func describeSync(r wandb.SyncReport) string {
+	skipped := ""
+	if n := len(r.Skipped); n > 0 {
+		skipped = fmt.Sprintf("; %d records too large for the server were skipped (kept in the run directory, listed in wandb-sync.json)", n)
+	}
 	if r.UpToDate {
-		return fmt.Sprintf("%s: up to date (%s)", r.Dir, r.URL)
+		return fmt.Sprintf("%s: up to date (%s)%s", r.Dir, r.URL, skipped)
 	}
 	var parts []string
 	parts = append(parts, fmt.Sprintf("%d history rows", r.History))
@@ -142,5 +146,5 @@ func describeSync(r wandb.SyncReport) string {
 	if r.Note != "" {
 		msg += "; " + r.Note
 	}
-	return msg
+	return msg + skipped
 }

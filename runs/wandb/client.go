@@ -9,9 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -101,6 +103,16 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// serverDown reports whether err says that no server is there at all: the connection was refused, the host
+// name does not resolve, or there is no route to it. A server that answers, however badly, is not down.
+func serverDown(err error) bool {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return dns.IsNotFound
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
+}
+
 // client sends requests to one W&B server with the retry policy.
 type client struct {
 	http     *http.Client
@@ -112,6 +124,8 @@ type client struct {
 	mu       sync.Mutex
 	notUntil time.Time // rate-limit gate: no request before this time
 	reqs     int       // attempts made, for reports
+	// observe, when set, is told the outcome of every attempt (nil for a 2xx answer), on the calling goroutine.
+	observe func(err error)
 }
 
 func newClient(hc *http.Client, s Settings, p RetryPolicy, log *slog.Logger) *client {
@@ -145,6 +159,9 @@ func (c *client) do(ctx context.Context, r request) ([]byte, error) {
 			return nil, errors.Join(err, last)
 		}
 		body, wait, err := c.attempt(ctx, r)
+		if c.observe != nil {
+			c.observe(err)
+		}
 		if err == nil {
 			return body, nil
 		}

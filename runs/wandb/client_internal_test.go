@@ -1,7 +1,11 @@
 package wandb
 
 import (
+	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -52,4 +56,40 @@ func TestRateLimitHeadersCloseTheGate(t *testing.T) {
 			t.Errorf("waited %v for RateLimit-Reset: 30, want 30s", d)
 		}
 	})
+}
+
+func TestServerDownClassifiesErrors(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now: connections are refused
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusServiceUnavailable)
+	}))
+	defer ts.Close()
+	c := newClient(nil, Settings{}, RetryPolicy{MaxAttempts: 1}, slog.New(slog.DiscardHandler))
+	for _, tc := range []struct {
+		url  string
+		down bool
+	}{
+		{"http://" + addr + "/graphql", true},
+		{ts.URL + "/graphql", false},
+	} {
+		_, err := c.do(t.Context(), request{method: http.MethodPost, url: tc.url})
+		if err == nil || serverDown(err) != tc.down {
+			t.Errorf("POST %s: %v: serverDown %v, want %v", tc.url, err, serverDown(err), tc.down)
+		}
+	}
+	for _, err := range []error{
+		&net.DNSError{Err: "no such host", Name: "wandb.invalid", IsNotFound: true},
+	} {
+		if !serverDown(fmt.Errorf("post: %w", err)) {
+			t.Errorf("serverDown(%v) = false, want true", err)
+		}
+	}
+	if serverDown(&net.DNSError{Err: "server misbehaving", Name: "x", IsTemporary: true}) {
+		t.Error("a failing resolver is not a missing server")
+	}
 }

@@ -1,11 +1,15 @@
 package wandb_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,4 +159,88 @@ func checkNoViolations(t *testing.T, srv *wandbtest.Server) {
 	for _, v := range srv.Violations() {
 		t.Errorf("protocol violation: %s", v)
 	}
+}
+
+// bigRow appends history row step with a string field of pad bytes, too large for a small request limit.
+func (r *fakeRun) bigRow(step, pad int) {
+	now := time.Now()
+	line := fmt.Sprintf(`{"_step":%d,"_runtime":%.3f,"_timestamp":%.3f,"blob":"%s"}`+"\n",
+		step, now.Sub(r.t0).Seconds(), float64(now.UnixNano())/1e9, strings.Repeat("x", pad))
+	_, err := r.hist.WriteString(line)
+	must(r.t, err)
+}
+
+// checkSteps asserts that the server holds exactly the history rows of steps want, once each, in order.
+func checkSteps(t *testing.T, run wandbtest.Run, want []int) {
+	t.Helper()
+	got := make([]int, len(run.History))
+	for i, l := range run.History {
+		var m struct {
+			Step int `json:"_step"`
+		}
+		if err := json.Unmarshal([]byte(strings.ReplaceAll(l, "NaN", "null")), &m); err != nil {
+			t.Fatalf("history line %d %q: %v", i, l, err)
+		}
+		got[i] = m.Step
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("server history steps: %d rows %v...%v, want %d rows %v...%v", len(got), head(got), tail(got), len(want), head(want), tail(want))
+		for i := range min(len(got), len(want)) {
+			if got[i] != want[i] {
+				t.Errorf("first difference at row %d: step %d, want %d", i, got[i], want[i])
+				break
+			}
+		}
+	}
+}
+
+func head(s []int) []int { return s[:min(3, len(s))] }
+func tail(s []int) []int { return s[max(0, len(s)-3):] }
+
+// stepsExcept is 1..n without the steps in skip.
+func stepsExcept(n int, skip ...int) []int {
+	var out []int
+	for s := 1; s <= n; s++ {
+		if !slices.Contains(skip, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// logRecorder is a slog.Handler that keeps every record, for tests of what the package logs.
+type logRecorder struct {
+	mu   *sync.Mutex
+	recs *[]slog.Record
+}
+
+func newLogRecorder() logRecorder { return logRecorder{mu: new(sync.Mutex), recs: new([]slog.Record)} }
+
+func (h logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (h logRecorder) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	*h.recs = append(*h.recs, r.Clone())
+	return nil
+}
+func (h logRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h logRecorder) WithGroup(string) slog.Handler      { return h }
+
+// lines returns the records at level or above whose message contains substr, as "message k=v ...".
+func (h logRecorder) lines(level slog.Level, substr string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, r := range *h.recs {
+		if r.Level < level || !strings.Contains(r.Message, substr) {
+			continue
+		}
+		s := r.Message
+		r.Attrs(func(a slog.Attr) bool {
+			s += " " + a.String()
+			return true
+		})
+		out = append(out, s)
+	}
+	return out
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"syscall"
 
@@ -60,6 +61,8 @@ type syncState struct {
 	Reported   map[string]bool   `json:"reported,omitempty"` // uploaded names acknowledged in a file_stream `uploaded` list
 	Complete   bool              `json:"complete"`
 	ExitCode   *int              `json:"exit_code,omitempty"`
+	// Skipped lists the records the server refused as too large: they are never sent again.
+	Skipped []SkippedRecord `json:"skipped,omitempty"`
 }
 
 func destination(s Settings, runID string) string {
@@ -99,6 +102,7 @@ func (st *syncState) clone() *syncState {
 	c := *st
 	c.Uploaded = cloneMap(st.Uploaded)
 	c.Reported = cloneMap(st.Reported)
+	c.Skipped = slices.Clone(st.Skipped)
 	if st.ExitCode != nil {
 		e := *st.ExitCode
 		c.ExitCode = &e
@@ -129,16 +133,26 @@ func writeAtomic(path string, b []byte) error {
 // is set, when a last unterminated line is read too. Lines for which keep returns false (blank or torn ones)
 // are skipped but their bytes consumed. more reports that the limits stopped the read.
 func readLines(path string, off int64, maxLines, maxBytes int, partial bool, keep func([]byte) bool) (lines []string, next int64, more bool, err error) {
+	lines, _, next, more, err = readSpans(path, off, maxLines, maxBytes, partial, keep)
+	return lines, next, more, err
+}
+
+// span is where one line read by readSpans lies in its file: [start, end), its newline included.
+type span struct{ start, end int64 }
+
+// readSpans is readLines that also returns where each line lies in the file, so that a batch can be cut
+// after any of its lines.
+func readSpans(path string, off int64, maxLines, maxBytes int, partial bool, keep func([]byte) bool) (lines []string, spans []span, next int64, more bool, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, off, false, nil
+		return nil, nil, off, false, nil
 	}
 	if err != nil {
-		return nil, off, false, fmt.Errorf("read %s: %w", path, err)
+		return nil, nil, off, false, fmt.Errorf("read %s: %w", path, err)
 	}
 	defer f.Close()
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
-		return nil, off, false, fmt.Errorf("read %s: %w", path, err)
+		return nil, nil, off, false, fmt.Errorf("read %s: %w", path, err)
 	}
 	br := bufio.NewReaderSize(f, 64<<10)
 	next = off
@@ -147,32 +161,36 @@ func readLines(path string, off int64, maxLines, maxBytes int, partial bool, kee
 		b, rerr := br.ReadBytes('\n')
 		if len(b) > 0 && b[len(b)-1] == '\n' {
 			if len(lines) > 0 && size+len(b) > maxBytes {
-				return lines, next, true, nil
+				return lines, spans, next, true, nil
 			}
+			start := next
 			next += int64(len(b))
 			line := bytes.TrimRight(b, "\r\n")
 			if keep(line) {
 				lines = append(lines, string(line))
+				spans = append(spans, span{start, next})
 				size += len(b)
 			}
 		} else if len(b) > 0 && partial && rerr == io.EOF {
 			if len(lines) > 0 && size+len(b) > maxBytes {
-				return lines, next, true, nil
+				return lines, spans, next, true, nil
 			}
+			start := next
 			next += int64(len(b))
 			if keep(b) {
 				lines = append(lines, string(b))
+				spans = append(spans, span{start, next})
 			}
 		}
 		if rerr == io.EOF {
-			return lines, next, false, nil
+			return lines, spans, next, false, nil
 		}
 		if rerr != nil {
-			return lines, next, false, fmt.Errorf("read %s: %w", path, rerr)
+			return lines, spans, next, false, fmt.Errorf("read %s: %w", path, rerr)
 		}
 	}
 	_, perr := br.Peek(1)
-	return lines, next, perr == nil, nil
+	return lines, spans, next, perr == nil, nil
 }
 
 // keepJSONObject keeps lines that look like a whole JSON object (a torn last write does not).

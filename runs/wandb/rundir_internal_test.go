@@ -9,7 +9,7 @@ import (
 )
 
 // FuzzReadLines checks that reading a file in chunks of any size yields exactly its complete lines, in
-// order, once each, whatever the content.
+// order, once each, each with where it lies in the file, whatever the content.
 func FuzzReadLines(f *testing.F) {
 	f.Add([]byte("{\"_step\":1}\n{\"_step\":2}\n{\"_st"), 1, 10)
 	f.Add([]byte("\n\n{}\r\n  \n{\"a\":\"b\\n\"}\n"), 2, 1)
@@ -32,9 +32,18 @@ func FuzzReadLines(f *testing.F) {
 		var got []string
 		var off int64
 		for range len(content) + 2 {
-			lines, next, more, err := readLines(path, off, maxLines, maxBytes, false, keepJSONObject)
+			lines, spans, next, more, err := readSpans(path, off, maxLines, maxBytes, false, keepJSONObject)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if len(spans) != len(lines) {
+				t.Fatalf("%d spans for %d lines", len(spans), len(lines))
+			}
+			for i, sp := range spans {
+				if sp.start < off || sp.end > next || sp.start >= sp.end || (i > 0 && sp.start < spans[i-1].end) ||
+					strings.TrimRight(string(content[sp.start:sp.end]), "\r\n") != lines[i] || content[sp.end-1] != '\n' {
+					t.Fatalf("line %q has span %+v in a read from %d to %d", lines[i], sp, off, next)
+				}
 			}
 			if next < off || next > int64(len(full)) {
 				t.Fatalf("offset went from %d to %d in a file with %d bytes of whole lines", off, next, len(full))

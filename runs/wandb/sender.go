@@ -16,10 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"sync"
-	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -43,6 +41,8 @@ type sender struct {
 	preemptAck bool // preempting was acknowledged once
 	restarted  bool // the server lost the run and the state went back to offset 0: build again
 	sent       sentCounts
+	// maxAccepted is the largest file_stream body the server took: a 413 for a smaller one is not about size.
+	maxAccepted int
 }
 
 // sentCounts is what a sender got acknowledged, for reports.
@@ -201,152 +201,112 @@ func (sn *sender) commit(st *syncState) error {
 	return st.save(sn.dir)
 }
 
-// batch is one file_stream request and the state it leads to once acknowledged.
-type batch struct {
-	history, events, output []string
-	summary                 string
-	uploaded                []string
-	preempting, complete    bool
-	exitCode                int
-	more                    bool
-	from, to                *syncState
-}
-
-func (b *batch) empty() bool {
-	return len(b.history)+len(b.events)+len(b.output)+len(b.uploaded) == 0 && b.summary == "" && !b.preempting && !b.complete
-}
-
-type fileChunk struct {
-	Offset  int64    `json:"offset"`
-	Content []string `json:"content"`
-}
-
-type fileStreamBody struct {
-	Files      map[string]fileChunk `json:"files,omitempty"`
-	Uploaded   []string             `json:"uploaded,omitempty"`
-	Preempting *bool                `json:"preempting,omitempty"`
-	Complete   *bool                `json:"complete,omitempty"`
-	ExitCode   *int                 `json:"exitcode,omitempty"`
-}
-
-func (b *batch) encode() ([]byte, error) {
-	body := fileStreamBody{Files: map[string]fileChunk{}, Uploaded: b.uploaded}
-	add := func(name string, off int64, lines []string) {
-		if len(lines) > 0 {
-			body.Files[name] = fileChunk{Offset: off, Content: lines}
-		}
-	}
-	add("wandb-history.jsonl", b.from.History.Line, b.history)
-	add("wandb-events.jsonl", b.from.Events.Line, b.events)
-	add("output.log", b.from.Output.Line, b.output)
-	if b.summary != "" {
-		body.Files["wandb-summary.json"] = fileChunk{Offset: 0, Content: []string{b.summary}}
-	}
-	t := true
-	if b.preempting {
-		body.Preempting = &t
-	}
-	if b.complete {
-		body.Complete, body.ExitCode = &t, &b.exitCode
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(body); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
-}
-
-// build reads what is not yet acknowledged, within the batch limits. In final mode the last unterminated
-// line of output.log is read too.
-func (sn *sender) build(final bool) (*batch, error) {
-	from := sn.state()
-	to := from.clone()
-	b := &batch{from: from, to: to}
-	maxB := sn.opts.MaxBatchBytes
-	var err error
-	var more1, more2, more3 bool
-	b.history, to.History.Byte, more1, err = readLines(sn.path(HistoryFile), from.History.Byte, sn.opts.MaxBatchLines, maxB*6/10, false, keepJSONObject)
-	if err != nil {
-		return nil, err
-	}
-	if to.StepOffset != 0 {
-		for i, l := range b.history {
-			b.history[i] = shiftStep(l, to.StepOffset)
-		}
-	}
-	to.History.Line += int64(len(b.history))
-	b.events, to.Events.Byte, more2, err = readLines(sn.path(EventsFile), from.Events.Byte, sn.opts.MaxBatchLines, maxB*2/10, false, keepJSONObject)
-	if err != nil {
-		return nil, err
-	}
-	to.Events.Line += int64(len(b.events))
-	b.output, to.Output.Byte, more3, err = readLines(sn.path(OutputFile), from.Output.Byte, sn.opts.MaxBatchLines, maxB*2/10, final, keepAny)
-	if err != nil {
-		return nil, err
-	}
-	if len(b.output) > 0 {
-		ts := time.Now().UTC().Format("2006-01-02T15:04:05.000000 ")
-		for i, l := range b.output {
-			b.output[i] = ts + l
-		}
-	}
-	to.Output.Line += int64(len(b.output))
-	b.more = more1 || more2 || more3
-	if sum, sha, err := readSummary(sn.path(SummaryFile)); err != nil {
-		return nil, err
-	} else if sum != "" && sha != from.SummarySHA {
-		b.summary, to.SummarySHA = sum, sha
-	}
-	for name, rep := range from.Reported {
-		if !rep {
-			b.uploaded = append(b.uploaded, name)
-			to.Reported[name] = true
-		}
-	}
-	sort.Strings(b.uploaded)
-	if sn.preempting != nil && !sn.preemptAck && sn.preempting() {
-		b.preempting = true
-	}
-	return b, nil
-}
-
-// readSummary returns summary.json on one line and its hash; "" when there is none.
-func readSummary(path string) (string, string, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", "", nil
-	}
-	if err != nil {
-		return "", "", fmt.Errorf("read %s: %w", path, err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 8<<20))
-	if err != nil {
-		return "", "", fmt.Errorf("read %s: %w", path, err)
-	}
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 || b[0] != '{' || b[len(b)-1] != '}' {
-		return "", "", nil // absent, or caught mid-replace by a non-atomic writer: try again later
-	}
-	var buf bytes.Buffer
-	if json.Compact(&buf, b) == nil {
-		b = buf.Bytes()
-	} else { // NaN or Infinity literals: newlines in JSON text are whitespace, never inside strings
-		b = bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\r"), nil), []byte("\n"), nil)
-	}
-	h := sha256.Sum256(b)
-	return string(b), hex.EncodeToString(h[:]), nil
-}
-
-// send posts one batch (retrying per the policy) and, once acknowledged, commits its state.
+// send posts b and acknowledges what the server took. A batch whose body would be larger than
+// MaxRequestBytes, or that the server refuses with 413 Request Entity Too Large, is cut in halves sent one
+// after the other; a single record refused so is skipped (see skip), and the stream goes on after it.
 func (sn *sender) send(ctx context.Context, b *batch) error {
-	body, err := b.encode()
+	if b.bigSummary > 0 {
+		rec := SkippedRecord{File: SummaryFile, Bytes: b.bigSummary,
+			Reason: fmt.Sprintf("larger than the request limit of %d bytes (Options.MaxRequestBytes)", sn.opts.MaxRequestBytes)}
+		only := b.nothing()
+		only.summarySHA, only.bigSummary = b.summarySHA, b.bigSummary
+		if err := sn.skip(only, rec); err != nil {
+			return err
+		}
+		b.bigSummary = 0
+		if b.empty() {
+			return nil
+		}
+	}
+	return sn.sendPart(ctx, b)
+}
+
+func (sn *sender) sendPart(ctx context.Context, b *batch) error {
+	from := sn.state()
+	body, err := b.encode(from)
 	if err != nil {
 		return &permanentError{fmt.Errorf("encode file_stream request: %w", err)}
 	}
-	st := b.from
+	n := b.records()
+	if len(body) > sn.opts.MaxRequestBytes && n > 0 {
+		if n > 1 {
+			return sn.sendSplit(ctx, b)
+		}
+		return sn.skipOne(ctx, b, fmt.Sprintf("larger than the request limit of %d bytes (Options.MaxRequestBytes)", sn.opts.MaxRequestBytes))
+	}
+	err = sn.post(ctx, from, b, body)
+	var he *HTTPError
+	if n == 0 || !errors.As(err, &he) || he.Status != http.StatusRequestEntityTooLarge {
+		return err
+	}
+	if n > 1 {
+		sn.log.Debug("wandb: file_stream request too large for the server; sending it in halves", "run", from.RunID, "bytes", len(body), "records", n)
+		return sn.sendSplit(ctx, b)
+	}
+	// Skip the record only when the 413 is about its size: the server took smaller requests before, or
+	// takes an empty one now. A server that refuses everything so must not make the run skip every record.
+	if len(body) <= sn.maxAccepted {
+		return fmt.Errorf("file_stream: a request of %d bytes refused with 413, although one of %d bytes was accepted before: %w", len(body), sn.maxAccepted, err)
+	}
+	if sn.maxAccepted == 0 {
+		if perr := sn.post(ctx, from, b.nothing(), []byte("{}")); perr != nil {
+			return fmt.Errorf("file_stream: one record refused with 413, and an empty request failed too: %w", perr)
+		}
+		if sn.restarted {
+			return nil
+		}
+	}
+	return sn.skipOne(ctx, b, fmt.Sprintf("refused by the server with 413 Request Entity Too Large (request of %d bytes)", len(body)))
+}
+
+// sendSplit sends the two halves of b, the second only once the first was acknowledged.
+func (sn *sender) sendSplit(ctx context.Context, b *batch) error {
+	first, second := b.split()
+	if err := sn.sendPart(ctx, first); err != nil {
+		return err
+	}
+	if sn.restarted { // the server lost the run: the state went back to the start, build again
+		return nil
+	}
+	return sn.sendPart(ctx, second)
+}
+
+// skipOne skips the only record of b, then sends what else b reports.
+func (sn *sender) skipOne(ctx context.Context, b *batch, reason string) error {
+	only, rec := b.takeOne(sn.state().StepOffset)
+	rec.Reason = reason
+	if err := sn.skip(only, rec); err != nil {
+		return err
+	}
+	if b.empty() {
+		return nil
+	}
+	return sn.sendPart(ctx, b)
+}
+
+// skip passes over one record without sending it: the acknowledged offsets move past it, so it is never
+// sent again, and it is listed in wandb-sync.json and logged. It stays in the run directory.
+func (sn *sender) skip(only *batch, rec SkippedRecord) error {
+	st := sn.state()
+	if err := only.ack(st, false); err != nil {
+		return &permanentError{err}
+	}
+	st.Skipped = addSkipped(st.Skipped, rec)
+	if err := sn.commit(st); err != nil {
+		return &permanentError{err}
+	}
+	attrs := []any{"run", st.RunID, "file", rec.File, "bytes", rec.Bytes, "reason", rec.Reason}
+	if rec.Step != nil {
+		attrs = append(attrs, "step", *rec.Step)
+	}
+	sn.log.Warn("wandb: run "+st.RunID+": skipped "+rec.String()+"; it stays in the run directory, listed in "+StateFile+", and is not sent again", attrs...)
+	return nil
+}
+
+// post sends one request whose lines go at the offsets of from and, once the server took it, commits its
+// state.
+func (sn *sender) post(ctx context.Context, from *syncState, b *batch, body []byte) error {
+	st := from
 	u := sn.s.BaseURL + "/files/" + url.PathEscape(st.Entity) + "/" + url.PathEscape(st.Project) + "/" + url.PathEscape(st.RunID) + "/file_stream"
 	req := request{
 		method: http.MethodPost, url: u, body: jsonBody(body), auth: true,
@@ -374,18 +334,19 @@ func (sn *sender) send(ctx context.Context, b *batch) error {
 	if err != nil {
 		return fmt.Errorf("file_stream: %w", err)
 	}
-	if b.complete {
-		b.to.Complete = true
-		b.to.ExitCode = &b.exitCode
+	sn.maxAccepted = max(sn.maxAccepted, len(body))
+	to := sn.state()
+	if err := b.ack(to, true); err != nil {
+		return &permanentError{err}
 	}
-	if err := sn.commit(b.to); err != nil {
+	if err := sn.commit(to); err != nil {
 		return &permanentError{err}
 	}
 	sn.preemptAck = sn.preemptAck || b.preempting
 	sn.sent.Requests++
-	sn.sent.History += len(b.history)
-	sn.sent.Events += len(b.events)
-	sn.sent.Output += len(b.output)
+	sn.sent.History += len(b.files[fileHistory].text)
+	sn.sent.Events += len(b.files[fileEvents].text)
+	sn.sent.Output += len(b.files[fileOutput].text)
 	sn.sent.Summary = sn.sent.Summary || b.summary != ""
 	var fb struct {
 		Stopped bool `json:"stopped"`

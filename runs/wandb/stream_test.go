@@ -164,10 +164,14 @@ func TestServerDownWholeRunThenSync(t *testing.T) {
 		}
 		sum := simulate(t, r, st, 2000, nil)
 		r.finish(0)
+		t1 := time.Now()
 		err = st.Finish(context.Background(), 0)
 		var inc *wandb.IncompleteError
 		if !errors.As(err, &inc) || inc.History != 2000 {
 			t.Fatalf("Finish: %v, want an IncompleteError with 2000 history rows", err)
+		}
+		if d := time.Since(t1); d > time.Second {
+			t.Errorf("Finish took %v with the server down all along, want it to give up after one more try", d)
 		}
 		srv.SetDown(false)
 		rep, err := wandb.Sync(context.Background(), r.dir, settings(srv, r.id), opts)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 )
 
 // SyncReport says what one Sync sent.
@@ -20,6 +21,9 @@ type SyncReport struct {
 	Completed                   bool // this sync marked the run complete
 	ExitCode                    int
 	Note                        string // e.g. why a crashed run was marked failed
+	// Skipped lists the records the server refused as too large, in this sync or before: they are in the run
+	// directory but not on the server, and are not sent again.
+	Skipped []SkippedRecord
 }
 
 // Sync uploads what the server has not acknowledged of the run in runDir: history, system metrics, output,
@@ -69,6 +73,7 @@ func Sync(ctx context.Context, runDir string, s Settings, opts Options) (rep Syn
 		if b.empty() && len(ups) == 0 {
 			rep.UpToDate, rep.Entity, rep.Project = true, st.Entity, st.Project
 			rep.URL = runURL(s.BaseURL, st)
+			rep.Skipped = reportSkipped(opts, st)
 			return rep, nil
 		}
 	}
@@ -79,6 +84,7 @@ func Sync(ctx context.Context, runDir string, s Settings, opts Options) (rep Syn
 		rep.URL = runURL(s.BaseURL, st)
 		rep.History, rep.Events, rep.Output = sn.sent.History, sn.sent.Events, sn.sent.Output
 		rep.Summary, rep.Files, rep.Requests = sn.sent.Summary, sn.sent.Files, sn.c.attempts()
+		rep.Skipped = reportSkipped(opts, st)
 	}()
 	if err := sn.init(ctx); err != nil {
 		return rep, fmt.Errorf("sync %s: %w", runDir, err)
@@ -97,6 +103,20 @@ func Sync(ctx context.Context, runDir string, s Settings, opts Options) (rep Syn
 	}
 	rep.Completed = true
 	return rep, nil
+}
+
+// reportSkipped logs, once a sync, the records of the run the server refused as too large.
+func reportSkipped(opts Options, st *syncState) []SkippedRecord {
+	if len(st.Skipped) == 0 {
+		return nil
+	}
+	list := make([]string, len(st.Skipped))
+	for i, r := range st.Skipped {
+		list[i] = r.String()
+	}
+	opts.Logger.Warn(fmt.Sprintf("wandb: run %s: %d records too large for the server are not on it (they stay in the run directory; listed in %s): %s",
+		st.RunID, len(st.Skipped), StateFile, strings.Join(list, "; ")), "run", st.RunID, "skipped", len(st.Skipped))
+	return st.Skipped
 }
 
 func runURL(base string, st *syncState) string {

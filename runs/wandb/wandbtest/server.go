@@ -3,7 +3,7 @@
 // RunResumeStatus, CreateRunFiles; file_stream; upload PUTs), records every request, checks each against
 // the shapes in WANDB-PROTOCOL.md (violations are collected, not fatal), keeps the runs it received, and
 // injects faults: 5xx answers, 429 with Retry-After, connections dropped mid-body (before or after the
-// request took effect), slow answers and outages.
+// request took effect), slow answers, outages and 413 for file_stream bodies over a size limit.
 //
 // NewServer listens on loopback TCP; NewPipeServer runs on an in-memory network so that tests can use
 // testing/synctest's fake clock (create it inside the bubble and use its Client).
@@ -37,6 +37,9 @@ type Options struct {
 	Entity string
 	Seed   uint64 // seed of the fault draws
 	Faults Faults
+	// MaxBodyBytes, when positive, answers a file_stream request whose body is longer with 413 Request
+	// Entity Too Large and without effect, as W&B's servers do past their limit (fault "too-large").
+	MaxBodyBytes int
 }
 
 // Faults are the fractions of requests that fail, drawn independently per request in this order.
@@ -59,7 +62,7 @@ type Request struct {
 	Body     []byte
 	Op       string // GraphQL operation name
 	Status   int    // 0 when the connection was dropped
-	Fault    string // drop-before, drop-after, fail, rate-limit, slow, down
+	Fault    string // drop-before, drop-after, fail, rate-limit, slow, down, too-large
 	Response []byte
 }
 
@@ -186,6 +189,13 @@ func (s *Server) SetFaults(f Faults) {
 	s.opts.Faults = f
 }
 
+// SetMaxBodyBytes changes Options.MaxBodyBytes: later file_stream requests with a longer body are answered 413.
+func (s *Server) SetMaxBodyBytes(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.MaxBodyBytes = n
+}
+
 // StopRun makes every later file_stream answer for the run say {"stopped": true}.
 func (s *Server) StopRun(entity, project, id string) {
 	s.mu.Lock()
@@ -277,7 +287,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.seq++
 	rec := Request{Seq: s.seq, Time: time.Now(), Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone()}
-	f, down := s.opts.Faults, s.down
+	f, down, maxBody := s.opts.Faults, s.down, s.opts.MaxBodyBytes
 	x := s.rng.Float64()
 	code := []int{500, 502, 503}[s.rng.IntN(3)]
 	fault := ""
@@ -321,6 +331,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		rec.Status = http.StatusBadRequest
 		http.Error(w, "read body: "+err.Error(), rec.Status)
+		return
+	}
+	if maxBody > 0 && len(body) > maxBody && strings.HasSuffix(r.URL.Path, "/file_stream") {
+		rec.Status, rec.Fault = http.StatusRequestEntityTooLarge, "too-large"
+		http.Error(w, fmt.Sprintf("wandbtest: request body of %d bytes, limit %d", len(body), maxBody), rec.Status)
 		return
 	}
 	switch fault {

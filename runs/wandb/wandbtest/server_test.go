@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -132,5 +133,53 @@ func TestViolationsAreReported(t *testing.T) {
 		if !strings.Contains(got, w) {
 			t.Errorf("no violation mentioning %q in:\n%s", w, got)
 		}
+	}
+}
+
+func TestMaxBodyBytesAnswers413WithoutEffect(t *testing.T) {
+	srv := wandbtest.NewServer(wandbtest.Options{MaxBodyBytes: 300})
+	defer srv.Close()
+	post := func(path, body string) int {
+		req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Basic YXBpOjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc=")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	post("/graphql", `{"query":"mutation UpsertBucket { x }","variables":{"name":"r","project":"p"},"operationName":"UpsertBucket"}`)
+	row := func(step int, pad int) string {
+		return `{"files":{"wandb-history.jsonl":{"offset":` + fmt.Sprint(step-1) + `,"content":["{\"_step\":` + fmt.Sprint(step) + `,\"x\":\"` + strings.Repeat("a", pad) + `\"}"]}}}`
+	}
+	for _, tc := range []struct {
+		body string
+		want int
+	}{
+		{row(1, 10), 200}, {row(2, 400), 413}, {row(2, 20), 200},
+	} {
+		if got := post("/files/local/p/r/file_stream", tc.body); got != tc.want {
+			t.Errorf("a body of %d bytes answered %d, want %d", len(tc.body), got, tc.want)
+		}
+	}
+	srv.SetMaxBodyBytes(0)
+	if got := post("/files/local/p/r/file_stream", row(3, 400)); got != 200 {
+		t.Errorf("without a limit: %d, want 200", got)
+	}
+	run, _ := srv.GetRun("local", "p", "r")
+	if len(run.History) != 3 || !strings.Contains(run.History[1], `"x":"aaaaaaaaaaaaaaaaaaaa"`) {
+		t.Errorf("history %q: want three rows, the refused one without effect", run.History)
+	}
+	var faults []string
+	for _, q := range srv.Requests() {
+		faults = append(faults, q.Fault)
+	}
+	if strings.Join(faults, ",") != ",,too-large,," {
+		t.Errorf("faults %q, want too-large on the third request only", faults)
+	}
+	if v := srv.Violations(); len(v) != 0 {
+		t.Errorf("violations: %v", v)
 	}
 }
