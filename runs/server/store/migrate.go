@@ -7,10 +7,16 @@ import (
 	"time"
 )
 
+// migration is one schema version: SQL, then (optionally) Go code, in one transaction.
+type migration struct {
+	sql  string
+	then func(ctx context.Context, tx *sql.Tx) error
+}
+
 // migrations is the schema history. Append new versions; never edit an applied one.
-var migrations = []string{
+var migrations = []migration{
 	// 1: projects, runs, history, console output, files, keys, sessions.
-	`
+	{sql: `
 CREATE TABLE projects (
 	id         INTEGER PRIMARY KEY,
 	entity     TEXT NOT NULL,
@@ -102,15 +108,18 @@ CREATE TABLE settings (
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL
 );
-`,
+`},
 	// 2: sweeps hosted for W&B agents (sweeps.go); runs looked up by sweep.
-	sweepsMigration,
+	{sql: sweepsMigration},
+	// 3: metric values packed into blocks (blocks.go); the rows already stored are packed.
+	{sql: blocksMigration, then: packAllMigration},
 }
 
 // SchemaVersion is the version the migrations bring a database to.
 func SchemaVersion() int { return len(migrations) }
 
-func migrate(ctx context.Context, db *sql.DB) error {
+// migrate applies the missing migrations up to version upTo.
+func migrate(ctx context.Context, db *sql.DB, upTo int) error {
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
@@ -122,14 +131,21 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if have > len(migrations) {
 		return fmt.Errorf("database schema version %d is newer than this binary's %d", have, len(migrations))
 	}
-	for v := have + 1; v <= len(migrations); v++ {
+	for v := have + 1; v <= upTo; v++ {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			return fmt.Errorf("migration %d: %w", v, err)
 		}
-		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+		m := migrations[v-1]
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("migration %d: %w", v, err)
+		}
+		if m.then != nil {
+			if err := m.then(ctx, tx); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
 			v, time.Now().UnixMilli()); err != nil {

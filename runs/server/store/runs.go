@@ -326,26 +326,36 @@ func (s *Store) RequestStop(ctx context.Context, k RunKey) error {
 }
 
 // MarkCrashed sets every running run whose last sign of life is before cutoff to crashed and returns them.
+// Their metric rows are packed into blocks as if they had finished.
 func (s *Store) MarkCrashed(ctx context.Context, cutoff time.Time) ([]RunKey, error) {
 	var out []RunKey
 	err := s.Write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, `UPDATE runs SET state = 'crashed', updated_at = ?
-			WHERE state = 'running' AND heartbeat_at < ? RETURNING name,
+			WHERE state = 'running' AND heartbeat_at < ? RETURNING id, name,
 			(SELECT entity FROM projects WHERE id = project_id), (SELECT name FROM projects WHERE id = project_id)`,
 			s.nowMS(), cutoff.UnixMilli())
 		if err != nil {
 			return fmt.Errorf("mark crashed runs: %w", err)
 		}
-		defer rows.Close()
+		var ids []int64
 		for rows.Next() {
+			var id int64
 			var k RunKey
-			if err := rows.Scan(&k.Name, &k.Entity, &k.Project); err != nil {
+			if err := rows.Scan(&id, &k.Name, &k.Entity, &k.Project); err != nil {
+				rows.Close()
 				return fmt.Errorf("mark crashed runs: %w", err)
 			}
+			ids = append(ids, id)
 			out = append(out, k)
 		}
-		return rows.Err()
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("mark crashed runs: %w", err)
+		}
+		for _, id := range ids {
+			s.packFinal(ctx, tx, id)
+		}
+		return nil
 	})
 	return out, err
 }

@@ -13,6 +13,13 @@
 //
 // The schema is versioned: migrations is an ordered list, and the schema_migrations table records which
 // versions were applied. Open applies the missing ones.
+//
+// # Metric values
+//
+// Each numeric history value is written as one row of the metrics table, in the transaction that
+// acknowledges its request; the writer then packs a run's rows into blocks of 512 values per key
+// (metric_blocks) as they accumulate and when the run ends, so that reading a metric reads a few BLOBs
+// instead of one row per value. blocks.go describes the layout and the block format.
 package store
 
 import (
@@ -44,15 +51,22 @@ type Store struct {
 	path  string
 	read  *sql.DB
 	write *sql.DB
-	log   *slog.Logger
-	jobs  chan *job
-	stop  chan struct{}
-	done  chan struct{}
-	once  sync.Once
-	now   func() time.Time
+
+	metricStmt *sql.Stmt // metricQuery, prepared on the read connections
+	log        *slog.Logger
+	jobs       chan *job
+	stop       chan struct{}
+	done       chan struct{}
+	once       sync.Once
+	now        func() time.Time
 
 	mu       sync.RWMutex // held for reading while a job is queued, for writing by Close
 	isClosed bool
+
+	// Packing metric rows into blocks (blocks.go); unpacked is touched by the writer goroutine only.
+	blockSize int
+	noPack    bool
+	unpacked  map[int64]map[string]int
 }
 
 // Options configures Open. The zero value is usable.
@@ -83,6 +97,24 @@ func dsn(path string, readOnly bool) string {
 
 // Open opens (creating if needed) the database file at path, applies the migrations and starts the writer.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	return open(ctx, path, opts, tuning{})
+}
+
+// tuning holds what tests vary: the values in a metric block (0: defaultBlock), no packing at all (the
+// layout before blocks), and the schema version to migrate to (0: the latest).
+type tuning struct {
+	blockSize int
+	noPack    bool
+	schema    int
+}
+
+func open(ctx context.Context, path string, opts Options, tu tuning) (*Store, error) {
+	if tu.blockSize <= 0 {
+		tu.blockSize = defaultBlock
+	}
+	if tu.schema <= 0 {
+		tu.schema = len(migrations)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -97,7 +129,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if err := migrate(ctx, w); err != nil {
+	if err := migrate(ctx, w, tu.schema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
@@ -108,9 +140,18 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
+	var metricStmt *sql.Stmt
+	if tu.schema >= blocksVersion { // a test may stop before the table exists
+		if metricStmt, err = r.PrepareContext(ctx, metricQuery); err != nil {
+			r.Close()
+			w.Close()
+			return nil, fmt.Errorf("open %s: prepare metric read: %w", path, err)
+		}
+	}
 	s := &Store{
-		path: path, read: r, write: w, log: opts.Logger, now: opts.Clock,
+		path: path, read: r, write: w, metricStmt: metricStmt, log: opts.Logger, now: opts.Clock,
 		jobs: make(chan *job, 1024), stop: make(chan struct{}), done: make(chan struct{}),
+		blockSize: tu.blockSize, noPack: tu.noPack, unpacked: map[int64]map[string]int{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -140,6 +181,9 @@ func (s *Store) Close(ctx context.Context) error {
 		}
 		if _, e := s.write.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); e != nil {
 			s.log.Warn("checkpoint", "err", e)
+		}
+		if s.metricStmt != nil {
+			err = errors.Join(err, s.metricStmt.Close())
 		}
 		err = errors.Join(err, s.read.Close(), s.write.Close())
 	})

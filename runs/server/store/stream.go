@@ -113,6 +113,7 @@ func (s *Store) Stream(ctx context.Context, k RunKey, u StreamUpdate) (StreamRes
 					if _, err := insM.ExecContext(ctx, id, key, line, h.step, v); err != nil {
 						return fmt.Errorf("insert metric %s line %d: %w", key, line, err)
 					}
+					s.noteRows(id, key, 1)
 					if !known[key] {
 						if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO run_keys (run_id, key) VALUES (?, ?)`, id, key); err != nil {
 							return fmt.Errorf("insert key %s: %w", key, err)
@@ -122,6 +123,9 @@ func (s *Store) Stream(ctx context.Context, k RunKey, u StreamUpdate) (StreamRes
 				}
 			}
 			histN = max(histN, base+int64(len(hist)))
+			if !u.Complete {
+				s.packDue(ctx, tx, id)
+			}
 		}
 		if u.Events != nil && len(u.Events.Lines) > 0 {
 			base := u.Events.Offset
@@ -180,6 +184,7 @@ func (s *Store) Stream(ctx context.Context, k RunKey, u StreamUpdate) (StreamRes
 			}
 			sets = append(sets, "state = ?", "exit_code = ?", "finished_at = ?")
 			args = append(args, res.State, code, now)
+			s.packFinal(ctx, tx, id)
 		default:
 			// Any request is a sign of life: a run marked crashed, or resumed after finishing, runs again.
 			sets = append(sets, "state = 'running'", "exit_code = NULL", "finished_at = NULL")
@@ -343,7 +348,7 @@ type Series struct {
 
 // Metric reads one numeric history key of a run.
 func (s *Store) Metric(ctx context.Context, runID int64, key string) (Series, error) {
-	return s.series(ctx, key, `SELECT line, step, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY line`, runID, key)
+	return s.readMetric(ctx, runID, key)
 }
 
 // LogLine is one console line.
@@ -473,20 +478,17 @@ func (s *Store) ProjectKeys(ctx context.Context, entity, project string) ([]stri
 }
 
 // MetricBuckets reads a min/max-downsampled metric: the run's lines [0, lines) are cut into buckets
-// equal ranges and each bucket's minimum and maximum rows are returned, in line order. SQLite does the
-// bucketing, so only about 2*buckets rows cross into Go however long the run is.
+// equal ranges (line * buckets / lines, in integer arithmetic) and each bucket's minimum and maximum rows
+// (the first in line order on ties) are returned, in line order.
 func (s *Store) MetricBuckets(ctx context.Context, runID int64, key string, lines int64, buckets int) (Series, error) {
 	if lines <= 0 || buckets <= 0 {
 		return Series{}, nil
 	}
-	q := `SELECT line, step, value FROM (
-		SELECT line, step, MIN(value) AS value FROM metrics WHERE run_id = ?1 AND key = ?2 AND value IS NOT NULL
-			GROUP BY line * ?3 / ?4
-		UNION
-		SELECT line, step, MAX(value) AS value FROM metrics WHERE run_id = ?1 AND key = ?2 AND value IS NOT NULL
-			GROUP BY line * ?3 / ?4
-	) ORDER BY line`
-	return s.series(ctx, key, q, runID, key, int64(buckets), lines)
+	se, err := s.readMetric(ctx, runID, key)
+	if err != nil {
+		return Series{}, err
+	}
+	return bucketSeries(se, lines, buckets), nil
 }
 
 // MetricAt reads a metric at the given lines only.
@@ -494,41 +496,21 @@ func (s *Store) MetricAt(ctx context.Context, runID int64, key string, lines []i
 	if len(lines) == 0 {
 		return Series{}, nil
 	}
-	var b strings.Builder
-	args := []any{runID, key}
-	for i, l := range lines {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('?')
-		args = append(args, l)
-	}
-	return s.series(ctx, key, `SELECT line, step, value FROM metrics WHERE run_id = ? AND key = ? AND line IN (`+b.String()+`) ORDER BY line`, args...)
-}
-
-func (s *Store) series(ctx context.Context, key, q string, args ...any) (Series, error) {
-	rows, err := s.read.QueryContext(ctx, q, args...)
+	se, err := s.readMetric(ctx, runID, key)
 	if err != nil {
-		return Series{}, fmt.Errorf("read metric %s: %w", key, err)
+		return Series{}, err
 	}
-	defer rows.Close()
+	want := make(map[int64]bool, len(lines))
+	for _, l := range lines {
+		want[l] = true
+	}
 	var out Series
-	for rows.Next() {
-		var l int64
-		var st sql.NullInt64
-		var v sql.NullFloat64
-		if err := rows.Scan(&l, &st, &v); err != nil {
-			return Series{}, fmt.Errorf("read metric %s: %w", key, err)
+	for i, l := range se.Lines {
+		if want[l] {
+			out.Lines = append(out.Lines, l)
+			out.Steps = append(out.Steps, se.Steps[i])
+			out.Values = append(out.Values, se.Values[i])
 		}
-		if !v.Valid {
-			continue
-		}
-		if !st.Valid {
-			st.Int64 = -1
-		}
-		out.Lines = append(out.Lines, l)
-		out.Steps = append(out.Steps, st.Int64)
-		out.Values = append(out.Values, v.Float64)
 	}
-	return out, rows.Err()
+	return out, nil
 }
