@@ -180,7 +180,7 @@ if [ "$backend" = cuda ] && [ -n "$sanitizer" ] && [ "$GPU_CHECK_DRY" != fake ];
     stamp "compute-sanitizer --tool $tool ($n memes, 1 epoch)"
     rc=0
     # shellcheck disable=SC2086
-    timeout "${GPU_CHECK_SANITIZER_TIMEOUT:-100}" "$sanitizer" --tool "$tool" --error-exitcode 86 "$bin" gpu parity --rows "$n" --epochs 1 $f >"$out/sanitizer-$tool.txt" 2>&1 || rc=$?
+    timeout -k 10 "${GPU_CHECK_SANITIZER_TIMEOUT:-100}" "$sanitizer" --tool "$tool" --error-exitcode 86 "$bin" gpu parity --rows "$n" --epochs 1 $f >"$out/sanitizer-$tool.txt" 2>&1 || rc=$?
     tail -n 3 "$out/sanitizer-$tool.txt"
     if [ "$rc" = 86 ] || grep -Eq 'ERROR SUMMARY: [1-9]' "$out/sanitizer-$tool.txt"; then
       echo "gpu-check: $tool REPORTED ERRORS (see $out/sanitizer-$tool.txt)"; san_rc=1
