@@ -218,8 +218,8 @@ san = []
 for tool in ("memcheck", "racecheck", "synccheck"):
     path = f"{out}/sanitizer-{tool}.txt"
     if os.path.exists(path):
-        summary = [l.strip() for l in open(path, errors="replace") if "ERROR SUMMARY" in l or "RACECHECK SUMMARY" in l]
-        san.append(f"{tool}: {summary[-1] if summary else 'no summary (did not run to the end; see the file)'}")
+        summary = [l.strip().lstrip("= ") for l in open(path, errors="replace") if "ERROR SUMMARY" in l]
+        san.append(f"{tool}: {summary[-1] if summary else f'did not run to the end (see sanitizer-{tool}.txt)'}")
 lines += ["", "compute-sanitizer on the GPU backend: " + ("; ".join(san) if san else "not run") + "."]
 lines += ["", f"Bench workload ({E} epochs × {bc['samples'] // E:,} memes, training loop only):", "",
           "| backend | seconds | samples/s | vs CPU backend |", "|---|---|---|---|",
