@@ -24,7 +24,7 @@ const fakeChildEnv = "MAMI_FAKE_CUDA_CHILD"
 // mami.cu's kernels on the CPU behind the driver API), in a child process that loads it instead of the
 // machine's libcuda: TestDevice takes its GPU branch — every fusion × head through gorgonia.org/cu,
 // contexts, allocations, copies and launches, against the CPU backend — once as a Hopper (sm_90 PTX)
-// and once as an Ampere card (compute_80 PTX), and TestFakeDriverRefuses checks that the fake catches
+// (blocks and threads in shuffled order) and once as an Ampere card (compute_80 PTX), and TestFakeDriverRefuses checks that the fake catches
 // the mistakes it is there to catch.
 func TestFakeDriver(t *testing.T) {
 	if os.Getenv(fakeChildEnv) != "" {
@@ -41,10 +41,12 @@ func TestFakeDriver(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the fake driver: %v\n%s", err, out)
 	}
-	for _, c := range []struct{ cc, target string }{{"9.0", "sm_90"}, {"8.6", "compute_80"}} {
+	// The sm_90 run also shuffles the order of blocks and of threads within each round (results must not
+	// depend on an order the GPU does not promise); the compute_80 run keeps index order.
+	for _, c := range []struct{ cc, target, order string }{{"9.0", "sm_90", "shuffle"}, {"8.6", "compute_80", "index"}} {
 		t.Run(c.target, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run", "^(TestDevice|TestFakeDriverRefuses)$", "-test.v", "-test.count=1")
-			cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, fakeChildEnv+"=1", "MAMI_FAKE_CUDA_CC="+c.cc)
+			cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, fakeChildEnv+"=1", "MAMI_FAKE_CUDA_CC="+c.cc, "MAMI_FAKE_CUDA_ORDER="+c.order)
 			out, err := cmd.CombinedOutput()
 			s := string(out)
 			if err != nil {

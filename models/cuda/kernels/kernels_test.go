@@ -1,10 +1,12 @@
 package kernels_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -96,5 +98,45 @@ func TestKernelsOnCPU(t *testing.T) {
 	out, err := exec.Command(bin).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "ok") {
 		t.Fatalf("kernels on the CPU: %v\n%s", err, out)
+	}
+}
+
+// TestFiberShim checks the scheduling of the fake CUDA driver's shim (testdata/fiber_shim.h): in index
+// order a kernel that reads a shared value without the __syncthreads it needs happens to work; with
+// MAMI_FAKE_CUDA_ORDER=shuffle it reads stale values, and the same kernel with the barrier is right in
+// both orders.
+func TestFiberShim(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("fiber_shim.h switches stacks in x86-64 assembly")
+	}
+	gxx, err := exec.LookPath("g++")
+	if err != nil {
+		t.Skip("no g++")
+	}
+	bin := filepath.Join(t.TempDir(), "fiber_order")
+	build := exec.Command(gxx, "-std=c++20", "-O1", "-include", "testdata/fiber_shim.h", "testdata/fiber_order.cpp", "-o", bin)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("compile: %v\n%s", err, out)
+	}
+	for _, tc := range []struct {
+		order     string
+		wantStale bool
+	}{{"index", false}, {"shuffle", true}} {
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(), "MAMI_FAKE_CUDA_ORDER="+tc.order)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", tc.order, err, out)
+		}
+		var stale, wrong int
+		if _, err := fmt.Sscanf(string(out), "stale %d synced_wrong %d", &stale, &wrong); err != nil {
+			t.Fatalf("%s: output %q: %v", tc.order, out, err)
+		}
+		if wrong != 0 {
+			t.Errorf("%s order: the kernel with __syncthreads read %d stale values", tc.order, wrong)
+		}
+		if (stale > 0) != tc.wantStale {
+			t.Errorf("%s order: the racy kernel read %d stale values; want stale reads: %v", tc.order, stale, tc.wantStale)
+		}
 	}
 }

@@ -18,7 +18,8 @@
 // gorgonia.org/cu links against exists and returns CUDA_ERROR_NOT_SUPPORTED, saying so.
 //
 // Environment: MAMI_FAKE_CUDA_CC=8.6 reports that compute capability (default 9.0); MAMI_FAKE_CUDA_BREAK=
-// KERNEL makes that kernel do nothing while its launches succeed (for tests of a GPU that computes wrong); MAMI_FAKE_CUDA_STATS=FILE
+// KERNEL makes that kernel do nothing while its launches succeed (for tests of a GPU that computes wrong);
+// MAMI_FAKE_CUDA_ORDER=shuffle runs blocks, and threads between barriers, in pseudo-random order (fiber_shim.h); MAMI_FAKE_CUDA_STATS=FILE
 // writes how many times each entry point and each kernel has been called (one "name count" per line, totals
 // since start) whenever the primary context is released (a Go program does not run atexit handlers), e.g.
 // to count launches and host-device synchronisations per training step.

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #if !defined(__x86_64__)
@@ -100,6 +102,30 @@ __attribute__((noinline)) inline void __syncthreads() {
     mami_fiber_switch(&fiber::fibers[fiber::running].sp, fiber::scheduler);
 }
 
+namespace fiber {
+
+// MAMI_FAKE_CUDA_ORDER=shuffle runs the blocks of a launch, and the threads of a block in each round, in
+// a fresh pseudo-random order rather than in index order, so that a kernel relying on an order the GPU
+// does not promise (a missing __syncthreads, one block reading what another writes) shows up.
+inline bool shuffle = [] {
+    const char* o = std::getenv("MAMI_FAKE_CUDA_ORDER");
+    return o && std::string_view(o) == "shuffle";
+}();
+inline uint64_t rng = 0x9E3779B97F4A7C15ULL;
+
+inline void permute(std::vector<size_t>& v) {
+    for (size_t i = 0; i < v.size(); i++) v[i] = i;
+    if (!shuffle) return;
+    for (size_t i = v.size(); i > 1; i--) {  // Fisher–Yates with xorshift64
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::swap(v[i - 1], v[rng % i]);
+    }
+}
+
+}  // namespace fiber
+
 // launch runs kernel over grid × block. Every thread of a block must reach the same __syncthreads
 // calls, as on a GPU; a block whose threads disagree aborts.
 inline void launch(dim3 grid, dim3 block, const std::function<void()>& kernel) {
@@ -108,29 +134,31 @@ inline void launch(dim3 grid, dim3 block, const std::function<void()>& kernel) {
     size_t n = size_t(block.x) * block.y * block.z;
     if (fiber::fibers.size() < n) fiber::fibers.resize(n);
     fiber::task = &kernel;
-    for (unsigned bz = 0; bz < grid.z; bz++)
-        for (unsigned by = 0; by < grid.y; by++)
-            for (unsigned bx = 0; bx < grid.x; bx++) {
-                blockIdx = {bx, by, bz};
-                for (size_t t = 0; t < n; t++) {
-                    fiber::start(fiber::fibers[t]);
-                    fiber::fibers[t].idx = {unsigned(t % block.x), unsigned((t / block.x) % block.y), unsigned(t / (size_t(block.x) * block.y))};
-                }
-                for (size_t left = n; left > 0;) {  // one round: every live fiber up to its next barrier
-                    size_t finished = 0;
-                    for (size_t t = 0; t < n; t++) {
-                        if (fiber::fibers[t].done) continue;
-                        fiber::running = t;
-                        threadIdx = fiber::fibers[t].idx;
-                        mami_fiber_switch(&fiber::scheduler, fiber::fibers[t].sp);
-                        finished += fiber::fibers[t].done;
-                    }
-                    if (finished != 0 && finished != left) {
-                        std::fprintf(stderr, "fake libcuda: %zu of %zu threads of block (%u,%u,%u) ended while the others wait at __syncthreads\n",
-                                     finished, left, bx, by, bz);
-                        std::abort();
-                    }
-                    left -= finished;
-                }
+    std::vector<size_t> blocks(size_t(grid.x) * grid.y * grid.z), order(n);
+    fiber::permute(blocks);
+    for (size_t b : blocks) {
+        unsigned bx = unsigned(b % grid.x), by = unsigned((b / grid.x) % grid.y), bz = unsigned(b / (size_t(grid.x) * grid.y));
+        blockIdx = {bx, by, bz};
+        for (size_t t = 0; t < n; t++) {
+            fiber::start(fiber::fibers[t]);
+            fiber::fibers[t].idx = {unsigned(t % block.x), unsigned((t / block.x) % block.y), unsigned(t / (size_t(block.x) * block.y))};
+        }
+        for (size_t left = n; left > 0;) {  // one round: every live fiber up to its next barrier
+            size_t finished = 0;
+            fiber::permute(order);
+            for (size_t t : order) {
+                if (fiber::fibers[t].done) continue;
+                fiber::running = t;
+                threadIdx = fiber::fibers[t].idx;
+                mami_fiber_switch(&fiber::scheduler, fiber::fibers[t].sp);
+                finished += fiber::fibers[t].done;
             }
+            if (finished != 0 && finished != left) {
+                std::fprintf(stderr, "fake libcuda: %zu of %zu threads of block (%u,%u,%u) ended while the others wait at __syncthreads\n",
+                             finished, left, bx, by, bz);
+                std::abort();
+            }
+            left -= finished;
+        }
+    }
 }
