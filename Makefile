@@ -44,7 +44,7 @@ build-cuda-gpu: ## bin/mami-cuda.gz to carry to a GPU machine for scripts/gpu-ch
 
 gpu-rehearsal: build-cuda-gpu ## rehearse scripts/gpu-check.sh here: bin/mami-cuda.gz against the fake CUDA driver (kernels on the CPU)
 	scripts/fake-libcuda.sh $(WORKDIR)/fake-cuda
-	GPU_CHECK_DRY=fake MAMI_FAKE_LIBCUDA=$(WORKDIR)/fake-cuda PYTHON=$${PYTHON:-/usr/bin/python3} scripts/gpu-check.sh $(WORKDIR)/gpu-rehearsal
+	GPU_CHECK_DRY=fake MAMI_FAKE_CUDA_ORDER=shuffle MAMI_FAKE_LIBCUDA=$(WORKDIR)/fake-cuda PYTHON=$${PYTHON:-/usr/bin/python3} scripts/gpu-check.sh $(WORKDIR)/gpu-rehearsal
 
 test-cuda: ## vet and build the CUDA variant and run the backend's CPU-side tests (no GPU needed)
 	$(GO) vet -tags mamicuda ./models/cuda/... ./cmd/mami
