@@ -327,6 +327,14 @@ func TestMetricMatchesRows(t *testing.T) {
 // TestPackingKeepsFewRows checks that a live run's rows are packed as they come: at most about two blocks
 // of rows a key stay unpacked, and none once the run finished.
 func TestPackingKeepsFewRows(t *testing.T) {
+	for _, end := range []string{"file_stream complete", "UpsertRun state"} {
+		t.Run(end, func(t *testing.T) { testPackingKeepsFewRows(t, end) })
+	}
+}
+
+// testPackingKeepsFewRows streams 1,000 rows, checks that few stay unpacked while the run runs, ends the
+// run the way end says, and checks that nothing stays unpacked and the values read back.
+func testPackingKeepsFewRows(t *testing.T, end string) {
 	ctx := context.Background()
 	const block = 16
 	s := openTuned(t, filepath.Join(t.TempDir(), "m.db"), block, false, 0)
@@ -349,8 +357,15 @@ func TestPackingKeepsFewRows(t *testing.T) {
 	if rows >= 2*2*block || blocks < 2*(n/block-2) {
 		t.Errorf("live: %d rows, %d blocks; want under %d rows and at least %d blocks", rows, blocks, 4*block, 2*(n/block-2))
 	}
-	if _, err := s.Stream(ctx, k, store.StreamUpdate{Complete: true}); err != nil {
-		t.Fatal(err)
+	if end == "file_stream complete" {
+		if _, err := s.Stream(ctx, k, store.StreamUpdate{Complete: true}); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		state := store.StateFinished
+		if _, _, err := s.UpsertRun(ctx, store.Upsert{RunKey: k, State: &state}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if rows, _, err := s.Layout(ctx); err != nil || rows != 0 {
 		t.Errorf("finished: %d rows (%v), want 0", rows, err)

@@ -226,6 +226,10 @@ func (s *Store) UpsertRun(ctx context.Context, u Upsert) (run *Run, inserted boo
 		if _, err := tx.ExecContext(ctx, `UPDATE runs SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...); err != nil {
 			return fmt.Errorf("update run %s: %w", u.RunKey, err)
 		}
+		if u.State != nil && *u.State != StateRunning && *u.State != "" {
+			// A run ended through GraphQL rather than file_stream's complete: pack what is left of it too.
+			s.packFinal(ctx, tx, id)
+		}
 		return nil
 	})
 	if err != nil {
