@@ -75,7 +75,7 @@ type EarlyStopConfig struct {
 
 // TrackingConfig controls streaming to a W&B-compatible server.
 type TrackingConfig struct {
-	Mode              string `mapstructure:"mode"               yaml:"mode"` // offline | online | disabled
+	Mode              string `mapstructure:"mode"               yaml:"mode"` // auto | offline | online | disabled
 	BaseURL           string `mapstructure:"base_url"           yaml:"base_url"`
 	APIKey            string `mapstructure:"api_key"            yaml:"api_key"` // never written by Marshal
 	Entity            string `mapstructure:"entity"             yaml:"entity"`
@@ -120,7 +120,7 @@ func Default() *Config {
 			EvalTest:    true,
 		},
 		Tracking: TrackingConfig{
-			Mode:    "offline",
+			Mode:    "auto",
 			BaseURL: "https://api.wandb.ai",
 		},
 	}

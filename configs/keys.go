@@ -42,7 +42,7 @@ var (
 	metrics       = []string{"val/loss", "val/acc", "val/f1_macro", "val/auroc"}
 	optimizers    = []string{"adamw", "adam", "sgd"}
 	schedules     = []string{"constant", "cosine"}
-	trackingModes = []string{"offline", "online", "disabled"}
+	trackingModes = []string{"auto", "offline", "online", "disabled"}
 	devices       = []string{"cpu", "cuda", "auto"}
 	datasets      = []string{"synthetic-mami", "mami"}
 )
@@ -84,7 +84,7 @@ var specs = []keySpec{
 	{key: "train.early_stop.metric", allowed: append([]string{""}, metrics...), help: `Validation metric watched for early stopping; "" turns it off.`},
 	{key: "train.early_stop.patience", help: "Epochs without improvement before stopping, >= 1 when a metric is set.", check: minInt(0)},
 	{key: "train.eval_test", help: "Score the test split once training ends."},
-	{key: "tracking.mode", allowed: trackingModes, help: "offline: record locally only; online: also stream to tracking.base_url; disabled: no tracking at all."},
+	{key: "tracking.mode", allowed: trackingModes, help: "auto: stream when a server is named (WANDB_BASE_URL, or a tracking.base_url other than the default), else record locally only; offline: record locally only, even when a server is named; online: also stream to tracking.base_url (wandb.ai by default); disabled: no tracking at all."},
 	{key: "tracking.base_url", help: "Base URL of the W&B-compatible server (http or https).", check: checkURL},
 	{key: "tracking.api_key", help: "API key of the server; better given as MAMI_TRACKING_API_KEY. Never written to run records."},
 	{key: "tracking.entity", help: "W&B entity (user or team); empty means the key's default entity."},

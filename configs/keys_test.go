@@ -81,7 +81,7 @@ func TestSetErrors(t *testing.T) {
 		{"train.warmup_steps", -1, `train.warmup_steps: must be >= 0, got -1`, false},
 		{"train.optimizer", "lion", `train.optimizer: must be one of adamw, adam, sgd, got "lion"`, true},
 		{"train.schedule", "linear", `train.schedule: must be one of constant, cosine, got "linear"`, true},
-		{"tracking.mode", "offline ", `tracking.mode: must be one of offline, online, disabled, got "offline "`, true},
+		{"tracking.mode", "offline ", `tracking.mode: must be one of auto, offline, online, disabled, got "offline "`, true},
 		{"device", "gpu", `device: must be one of cpu, cuda, auto, got "gpu"`, true},
 		{"data.dataset", "imdb", `data.dataset: must be one of synthetic-mami, mami, got "imdb"`, true},
 		{"model.head", "focal", `model.head: must be one of double_softmax, softmax_ce, bce, got "focal"`, true},

@@ -15,12 +15,19 @@ import (
 
 // trackingSettings resolves where a run is streamed: the run's config (tracking.*, run.*) under the W&B
 // variables users already have (WANDB_BASE_URL, WANDB_API_KEY or ~/.netrc, WANDB_MODE, ...). It returns
-// nil when the run is not streamed. Setting WANDB_BASE_URL without WANDB_MODE turns an offline run online:
-// naming a server is asking to use it. WANDB_RUN_ID, when set, also names the local run.
+// nil when the run is not streamed. tracking.mode auto (the default) streams when a server is named —
+// WANDB_BASE_URL, or a tracking.base_url other than the default wandb.ai: naming a server is asking to use
+// it — and records locally otherwise, so nothing goes to wandb.ai unless asked for (online or
+// WANDB_MODE=online). offline stays offline even with a server named. WANDB_MODE overrides the config.
+// WANDB_RUN_ID, when set, also names the local run. The config ends up recording the mode the run had.
 func trackingSettings(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*wandb.Settings, bool, error) {
 	environ := os.Environ()
-	if os.Getenv("WANDB_BASE_URL") != "" && os.Getenv("WANDB_MODE") == "" && cfg.Tracking.Mode == "offline" {
-		cfg.Tracking.Mode = "online"
+	if cfg.Tracking.Mode == "auto" {
+		cfg.Tracking.Mode = "offline"
+		named := strings.TrimRight(cfg.Tracking.BaseURL, "/") != strings.TrimRight(configs.Default().Tracking.BaseURL, "/")
+		if named || os.Getenv("WANDB_BASE_URL") != "" {
+			cfg.Tracking.Mode = "online"
+		}
 	}
 	if cfg.Tracking.Mode != "online" && os.Getenv("WANDB_MODE") == "" {
 		return nil, false, nil
@@ -39,6 +46,7 @@ func trackingSettings(ctx context.Context, cfg *configs.Config, log *slog.Logger
 		return nil, false, fmt.Errorf("tracking: %w", err)
 	}
 	if s.Mode != wandb.ModeOnline {
+		cfg.Tracking.Mode = s.Mode // WANDB_MODE said offline or disabled: record that
 		return nil, false, nil
 	}
 	cfg.Tracking.Mode = "online"
