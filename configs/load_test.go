@@ -172,7 +172,7 @@ func TestLoadPrecedence(t *testing.T) {
 		{"train.accumulate", 1},      // default
 		{"model.hidden", []int{512}}, // default list
 		{"train.eval_test", true},    // default bool
-		{"tracking.mode", "auto"}, // default string
+		{"tracking.mode", "auto"},    // default string
 		{"run.seed", int64(42)},      // default int64
 		{"data.val_fraction", 0.1},   // default float
 		{"train.early_stop.patience", 3},
