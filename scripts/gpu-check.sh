@@ -228,6 +228,10 @@ lines += ["", f"Bench workload ({E} epochs × {bc['samples'] // E:,} memes, trai
           f"| mami CPU ({cores} cores, from {bp['epochs']} epochs) | {cpu10:.2f} | {bp['samples_per_s']:,.0f} | 1× |",
           
           "", f"mami CUDA / PyTorch CUDA speed: {bt['seconds'] / bc['seconds']:.2f}× (targets: ≥ 20× the CPU backend, ≥ 1× PyTorch)", ""]
+vs_cpu, vs_torch = cpu10 / bc["seconds"], bt["seconds"] / bc["seconds"]
+met = lambda ok: "met" if ok else "NOT met"
+lines += [f"Targets: ≥ 20× the CPU backend: {met(vs_cpu >= 20)} ({vs_cpu:.1f}×); at least PyTorch's speed on the GPU: "
+          f"{met(vs_torch >= 1) if vs_torch == vs_torch else 'not measured (no PyTorch result)'} ({vs_torch:.2f}×).", ""]
 cpu_per_epoch = {r["fusion"]: r["seconds"] / r["epochs"] for r in gp}
 lines += [f"Fusion × lr grid ({len(gc)} runs of {E} epochs; CPU scaled from 1 epoch per fusion):", "",
           "| fusion | mami CUDA s (all lrs) | PyTorch CUDA s | mami CPU s (est.) |", "|---|---|---|---|"]
