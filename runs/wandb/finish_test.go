@@ -13,6 +13,20 @@ import (
 	"github.com/mami-lab/mami/runs/wandb/wandbtest"
 )
 
+// streamedRun streams a run of rows history rows to a fresh pipe server with the options a real run has,
+// its log recorded; the caller closes the server.
+func streamedRun(t *testing.T, id string, rows int) (*wandbtest.Server, *fakeRun, *wandb.Stream, logRecorder, wandb.Options) {
+	t.Helper()
+	srv := wandbtest.NewPipeServer(wandbtest.Options{})
+	r := newFakeRun(t, id)
+	logs := newLogRecorder()
+	opts := wandb.Options{HTTPClient: srv.Client(), Logger: slog.New(logs), SystemMetrics: -1}
+	st, err := wandb.Start(context.Background(), r.dir, settings(srv, r.id), opts)
+	must(t, err)
+	simulate(t, r, st, rows, nil)
+	return srv, r, st, logs, opts
+}
+
 // TestFinishWhenTheServerIsGone: the server goes away at the end of a run. Finish keeps trying within
 // FlushTimeout and says once what it waits for; it gives up early when connections are refused (the server
 // is down) but waits the whole timeout for a server that answers with errors; either way it returns an
@@ -32,20 +46,14 @@ func TestFinishWhenTheServerIsGone(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				srv := wandbtest.NewPipeServer(wandbtest.Options{})
+				srv, r, st, logs, opts := streamedRun(t, "gone-at-the-end", 600)
 				defer srv.Close()
-				r := newFakeRun(t, "gone-at-the-end")
-				logs := newLogRecorder()
-				opts := wandb.Options{HTTPClient: srv.Client(), Logger: slog.New(logs), SystemMetrics: -1}
 				ctx := context.Background()
-				st, err := wandb.Start(ctx, r.dir, settings(srv, r.id), opts)
-				must(t, err)
-				simulate(t, r, st, 600, nil)
 				tt.gone(srv)
 				writeRows(r, 601, 650)
 				r.finish(0)
 				t0 := time.Now()
-				err = st.Finish(ctx, 0)
+				err := st.Finish(ctx, 0)
 				took := time.Since(t0)
 				var inc *wandb.IncompleteError
 				if !errors.As(err, &inc) {
@@ -88,15 +96,9 @@ func TestFinishWhenTheServerIsGone(t *testing.T) {
 // nothing.
 func TestFinishDoesNotWaitOutABackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv := wandbtest.NewPipeServer(wandbtest.Options{})
+		srv, r, st, logs, _ := streamedRun(t, "long-outage", 100)
 		defer srv.Close()
-		r := newFakeRun(t, "long-outage")
-		logs := newLogRecorder()
-		opts := wandb.Options{HTTPClient: srv.Client(), Logger: slog.New(logs), SystemMetrics: -1}
 		ctx := context.Background()
-		st, err := wandb.Start(ctx, r.dir, settings(srv, r.id), opts)
-		must(t, err)
-		simulate(t, r, st, 100, nil)
 		srv.SetDown(true)
 		writeRows(r, 101, 200)
 		must(t, st.Log(ctx, nil))
