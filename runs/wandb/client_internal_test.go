@@ -1,11 +1,13 @@
 package wandb
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -59,12 +61,7 @@ func TestRateLimitHeadersCloseTheGate(t *testing.T) {
 }
 
 func TestServerDownClassifiesErrors(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now: connections are refused
+	addr := refusingAddr(t)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no", http.StatusServiceUnavailable)
 	}))
@@ -92,4 +89,27 @@ func TestServerDownClassifiesErrors(t *testing.T) {
 	if serverDown(&net.DNSError{Err: "server misbehaving", Name: "x", IsTemporary: true}) {
 		t.Error("a failing resolver is not a missing server")
 	}
+}
+
+// refusingAddr returns a loopback address where a connection is refused right now: a port that was free,
+// checked with a plain dial, since another process may take a freed port at any moment.
+func refusingAddr(t *testing.T) string {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		c, err := net.Dial("tcp", addr)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return addr
+		}
+		if c != nil {
+			c.Close()
+		}
+	}
+	t.Fatal("no loopback port refused connections in 20 tries")
+	return ""
 }
